@@ -1,0 +1,112 @@
+// LlamaModel: the Llama-family forward pass (Llama 2/3, Mistral, Qwen2,
+// SmolLM) over a Backend, for a batch that mixes prefill chunks and decodes of
+// several sequences and several LoRA adapters of different ranks. Owns the
+// weights, the adapter row cache, the RoPE frequencies and a workspace that
+// grows to the largest batch seen.
+//
+// Per layer: RMSNorm -> fused qkv GEMM (+ LoRA slices q,k,v) -> RoPE ->
+// write K/V into the paged cache -> paged attention -> o GEMM (+ LoRA) ->
+// residual -> RMSNorm -> fused gate_up GEMM (+ LoRA slices) -> SiLU-and-mul ->
+// down GEMM (+ LoRA) -> residual; then the final norm and fp32 logits for the
+// requested rows only. Sequences are grouped by adapter internally (stable:
+// base first, then adapters in order of first appearance), so each adapter is
+// one segment; results come back in the caller's order.
+//
+// Called by the engine thread (model runner) and tests. Not thread-safe: one
+// Forward at a time.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "engine/adapters/peft_adapter.h"
+#include "engine/model/adapter_row_cache.h"
+#include "engine/model/kv_cache.h"
+#include "engine/model/lora_batch.h"
+#include "engine/model/model_config.h"
+#include "engine/model/model_weights.h"
+#include "kernels/backend.h"
+
+namespace loraserve {
+
+// One sequence's part of a step. The spans must stay valid during Forward.
+struct SequenceStep {
+  std::span<const int32_t> tokens;       // the new tokens this step (>= 1)
+  int32_t num_cached = 0;                // tokens already in its KV cache
+  std::span<const int32_t> block_table;  // covers num_cached + tokens.size() tokens
+  std::shared_ptr<const PeftAdapter> adapter;  // nullptr = base model
+  bool compute_logits = true;            // logits of the last new token
+  bool all_logits = false;               // logits of every new token (overrides the above)
+};
+
+struct ForwardBatch {
+  std::vector<SequenceStep> sequences;
+};
+
+struct ForwardOutput {
+  int64_t vocab = 0;
+  // [num_rows, vocab] fp32, sequences in the caller's order: 1 row for
+  // compute_logits, tokens.size() rows for all_logits, none otherwise.
+  std::vector<float> logits;
+  // Per sequence: its first row in `logits`, -1 when it has none.
+  std::vector<int64_t> first_row;
+
+  int64_t num_rows() const { return vocab == 0 ? 0 : static_cast<int64_t>(logits.size()) / vocab; }
+  std::span<const float> row(int64_t r) const {
+    return std::span<const float>(logits).subspan(static_cast<size_t>(r * vocab),
+                                                  static_cast<size_t>(vocab));
+  }
+};
+
+class LlamaModel {
+ public:
+  struct Options {
+    Backend* backend = nullptr;  // must outlive the model
+    std::string model_dir;       // config.json + safetensors
+    size_t adapter_cache_bytes = 0;  // AdapterRowCache limit; 0 = unlimited
+  };
+  // Loads config and weights from options.model_dir.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<LlamaModel>> Create(const Options& options);
+  ~LlamaModel();
+  LlamaModel(const LlamaModel&) = delete;
+  LlamaModel& operator=(const LlamaModel&) = delete;
+
+  // One step for `batch` over the KV cache `kv` (layout must match the
+  // model). Writes the new tokens' K/V into their block-table slots.
+  // InvalidArgument naming the sequence on a bad step (token id outside the
+  // vocab, empty step, block table too short, context past max_context()).
+  [[nodiscard]] absl::Status Forward(const ForwardBatch& batch, const KvCacheView& kv,
+                                     ForwardOutput* out);
+
+  const ModelConfig& config() const { return config_; }
+  Backend& backend() const { return *backend_; }
+  const ModelWeights& weights() const { return *weights_; }
+  const AdapterRowCache& adapter_cache() const { return *adapter_cache_; }
+
+ private:
+  struct Workspace;
+  LlamaModel() = default;
+  // Groups, validates and lays out the batch into the workspace's host
+  // staging; fills `attn` host fields and out->first_row.
+  absl::Status Plan(const ForwardBatch& batch, const KvCacheView& kv, ForwardOutput* out);
+  absl::Status UploadPlan(AttentionBatch* attn);
+  absl::Status Layer(int l, int64_t tokens, const AttentionBatch& attn, const KvCacheView& kv);
+  absl::Status Lora(int l, LoraGroup group, const void* x, int64_t in, int64_t tokens, void* y,
+                    int64_t y_cols);
+
+  Backend* backend_ = nullptr;
+  ModelConfig config_;
+  std::unique_ptr<ModelWeights> weights_;
+  std::unique_ptr<AdapterRowCache> adapter_cache_;
+  std::unique_ptr<LoraBatch> lora_batch_;
+  DeviceBuffer inv_freq_;  // [head_dim / 2] fp32
+  std::array<LoraSliceColumns, kNumLoraGroups> lora_columns_;
+  std::unique_ptr<Workspace> ws_;
+};
+
+}  // namespace loraserve

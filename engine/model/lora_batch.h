@@ -1,0 +1,63 @@
+// LoraBatch: the LoRA metadata of one forward step. Tokens are already
+// grouped by adapter into segments; for every layer and every fused
+// projection group (qkv, o, gate_up, down) it builds the LoraSlice table the
+// LoRA ops read ([num_segments, num_slices], pointing into AdapterRowCache)
+// and uploads it with the segment starts into one backend buffer (reused
+// across steps, grown on demand).
+// Owned by LlamaModel; rebuilt each step on the forward thread. Not thread-safe.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "engine/model/adapter_row_cache.h"
+#include "engine/model/model_config.h"
+#include "kernels/backend.h"
+
+namespace loraserve {
+
+// Projections that share an input and run as one fused GEMM + one LoRA launch.
+enum class LoraGroup : uint8_t { kQkv, kO, kGateUp, kDown };
+inline constexpr int kNumLoraGroups = 4;
+
+// The modules of a group, in slice order: {q, k, v}, {o}, {gate, up}, {down}.
+std::vector<LoraModule> LoraGroupModules(LoraGroup group);
+// Output columns of each slice in the group's fused output.
+LoraSliceColumns LoraGroupColumns(const ModelConfig& config, LoraGroup group);
+
+class LoraBatch {
+ public:
+  LoraBatch(Backend* backend, int num_layers) : backend_(backend), num_layers_(num_layers) {}
+
+  // Builds the tables for segments [seg_starts[g], seg_starts[g+1]) using
+  // adapters[g] (non-null, resident in `cache`). An empty `adapters` is a
+  // batch with no LoRA.
+  [[nodiscard]] absl::Status Build(const AdapterRowCache& cache,
+                                   const std::vector<const PeftAdapter*>& adapters,
+                                   const std::vector<int32_t>& seg_starts);
+
+  // True when some segment has a LoRA on some slice of (layer, group).
+  bool active(int layer, LoraGroup group) const {
+    return active_[static_cast<size_t>(layer) * kNumLoraGroups + static_cast<int>(group)];
+  }
+  // The op argument for (layer, group); valid until the next Build.
+  LoraSegments segments(int layer, LoraGroup group) const;
+  // Largest rank of any slice in the batch (v's innermost stride); 0 = no LoRA.
+  int32_t max_rank() const { return max_rank_; }
+
+ private:
+  Backend* backend_;
+  int num_layers_;
+  int32_t num_segments_ = 0;
+  int32_t max_rank_ = 0;
+  const void* rows_base_ = nullptr;
+  std::vector<bool> active_;            // [num_layers, kNumLoraGroups]
+  std::vector<int64_t> table_index_;    // [num_layers, kNumLoraGroups]: first slice in slices_
+  std::vector<int32_t> seg_starts_;     // host copy, [num_segments + 1]
+  std::vector<LoraSlice> slices_;       // host copy of the tables
+  DeviceBuffer meta_;                   // seg_starts (8-aligned), then slices
+};
+
+}  // namespace loraserve

@@ -1,0 +1,93 @@
+// CpuBackend: the exact fp32 reference implementation of Backend. Storage
+// dtype F32; GEMMs through OpenBLAS cblas_sgemm; attention and elementwise
+// ops over a small owned thread pool. All work is synchronous: streams and
+// events exist only to keep the CUDA shape. Created by CreateBackend
+// (kernels/backend_factory.h) or directly by kernel tests.
+// Thread-safety: as Backend (ops may be called from several threads; the
+// thread pool serialises its loops).
+// The op implementations are split by family: cpu_memory.cc, cpu_gemm.cc,
+// cpu_elementwise.cc, cpu_norm_rope.cc, cpu_attention.cc, cpu_lora.cc.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <string>
+
+#include "kernels/backend.h"
+#include "kernels/cpu/cpu_thread_pool.h"
+
+namespace loraserve {
+
+class CpuBackend final : public Backend {
+ public:
+  struct Options {
+    int num_threads = 0;  // 0 = hardware concurrency
+  };
+  static absl::StatusOr<std::unique_ptr<CpuBackend>> Create(const Options& options);
+
+  BackendKind kind() const override { return BackendKind::kCpu; }
+  std::string_view name() const override { return name_; }
+  DType dtype() const override { return DType::kF32; }
+
+  // memory (cpu_memory.cc)
+  absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) override;
+  absl::Status CopyToDevice(void* dst, const void* src, size_t bytes, StreamRef stream) override;
+  absl::Status CopyToHost(void* dst, const void* src, size_t bytes, StreamRef stream) override;
+  absl::Status CopyDeviceToDevice(void* dst, const void* src, size_t bytes,
+                                  StreamRef stream) override;
+  absl::Status Memset(void* dst, uint8_t value, size_t bytes, StreamRef stream) override;
+  absl::Status UploadConverted(const void* src, DType src_dtype, int64_t n, void* dst) override;
+  absl::Status DownloadToF32(const void* src, int64_t n, float* dst) override;
+
+  // streams/events (cpu_memory.cc): trivially complete.
+  absl::StatusOr<Stream> CreateStream() override;
+  absl::StatusOr<Event> CreateEvent() override;
+  absl::Status RecordEvent(const Event& event, StreamRef stream) override;
+  absl::Status StreamWaitEvent(StreamRef stream, const Event& event) override;
+  absl::StatusOr<bool> EventDone(const Event& event) override;
+  absl::Status SynchronizeEvent(const Event& event) override;
+  absl::Status Synchronize(StreamRef stream) override;
+
+  // ops: see kernels/backend.h for the contracts.
+  absl::Status GatherRows(const void* src, int64_t src_rows, int64_t width,
+                          const int32_t* indices, int64_t num_indices, void* dst,
+                          StreamRef stream) override;
+  absl::Status RmsNorm(const void* x, const void* weight, int64_t rows, int64_t hidden, float eps,
+                       void* out, StreamRef stream) override;
+  absl::Status Gemm(const void* x, const void* w, const void* bias, int64_t m, int64_t n,
+                    int64_t k, bool accumulate, void* y, StreamRef stream) override;
+  absl::Status Rope(void* qkv, int64_t row_stride, int64_t num_tokens, int32_t num_q_heads,
+                    int32_t num_kv_heads, int32_t head_dim, const int32_t* positions,
+                    const float* inv_freq, StreamRef stream) override;
+  absl::Status WriteKv(const void* k, int64_t k_row_stride, const void* v, int64_t v_row_stride,
+                       int64_t num_tokens, const int64_t* slot_mapping, void* kv_base,
+                       const KvLayout& layout, int32_t layer, StreamRef stream) override;
+  absl::Status PagedAttention(const void* q, int64_t q_row_stride, int64_t num_tokens,
+                              int32_t num_q_heads, const AttentionBatch& batch,
+                              const void* kv_base, const KvLayout& layout, int32_t layer,
+                              float scale, void* out, StreamRef stream) override;
+  absl::Status SiluAndMul(const void* gate_up, int64_t rows, int64_t intermediate, void* out,
+                          StreamRef stream) override;
+  absl::Status ResidualAdd(void* residual, const void* delta, int64_t n,
+                           StreamRef stream) override;
+  absl::Status LoraShrink(const void* x, int64_t num_tokens, int64_t in, const LoraSegments& lora,
+                          float* v, StreamRef stream) override;
+  absl::Status LoraExpand(const float* v, int64_t num_tokens, const LoraSegments& lora,
+                          const LoraSliceColumns& cols, void* y, int64_t y_cols,
+                          StreamRef stream) override;
+  absl::Status Logits(const void* hidden, const void* lm_head, int64_t rows, int64_t vocab,
+                      int64_t hidden_size, float* logits, StreamRef stream) override;
+
+ private:
+  explicit CpuBackend(int num_threads);
+
+  void FreeBuffer(void* data, size_t bytes) noexcept override;
+  void DestroyStream(void* native) noexcept override;
+  void DestroyEvent(void* native) noexcept override;
+
+  CpuThreadPool pool_;
+  std::string name_;
+  std::atomic<uintptr_t> next_stream_id_{1};
+};
+
+}  // namespace loraserve

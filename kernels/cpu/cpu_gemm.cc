@@ -1,0 +1,68 @@
+// CpuBackend: Gemm and Logits through OpenBLAS cblas_sgemm.
+#include <cblas.h>
+
+#include <limits>
+
+#include "common/status.h"
+#include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_checks.h"
+
+namespace loraserve {
+
+namespace {
+
+absl::Status CheckGemmShape(const char* op, int64_t m, int64_t n, int64_t k) {
+  RETURN_IF_ERROR(cpu_checks::NonNegative(op, "m", m));
+  RETURN_IF_ERROR(cpu_checks::Positive(op, "n", n));
+  RETURN_IF_ERROR(cpu_checks::Positive(op, "k", k));
+  constexpr int64_t kMax = std::numeric_limits<int>::max();  // BLAS takes int
+  if (m > kMax || n > kMax || k > kMax) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(op, ": shape [", m, ", ", k, "] x [", n, ", ", k, "]^T exceeds BLAS int"));
+  }
+  return absl::OkStatus();
+}
+
+// y[m, n] = x[m, k] . w[n, k]^T + beta * y.
+void Sgemm(const float* x, const float* w, int64_t m, int64_t n, int64_t k, float beta,
+           float* y) {
+  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
+              static_cast<int>(k), 1.0f, x, static_cast<int>(k), w, static_cast<int>(k), beta, y,
+              static_cast<int>(n));
+}
+
+}  // namespace
+
+absl::Status CpuBackend::Gemm(const void* x, const void* w, const void* bias, int64_t m, int64_t n,
+                              int64_t k, bool accumulate, void* y, StreamRef) {
+  RETURN_IF_ERROR(CheckGemmShape("Gemm", m, n, k));
+  if (m == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(cpu_checks::Pointer("Gemm", "x", x));
+  RETURN_IF_ERROR(cpu_checks::Pointer("Gemm", "w", w));
+  RETURN_IF_ERROR(cpu_checks::Pointer("Gemm", "y", y));
+  auto* yf = static_cast<float*>(y);
+  Sgemm(static_cast<const float*>(x), static_cast<const float*>(w), m, n, k,
+        accumulate ? 1.0f : 0.0f, yf);
+  if (bias != nullptr) {
+    const auto* b = static_cast<const float*>(bias);
+    for (int64_t i = 0; i < m; ++i) {
+      float* row = yf + i * n;
+      for (int64_t j = 0; j < n; ++j) row[j] += b[j];
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::Logits(const void* hidden, const void* lm_head, int64_t rows,
+                                int64_t vocab, int64_t hidden_size, float* logits, StreamRef) {
+  RETURN_IF_ERROR(CheckGemmShape("Logits", rows, vocab, hidden_size));
+  if (rows == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(cpu_checks::Pointer("Logits", "hidden", hidden));
+  RETURN_IF_ERROR(cpu_checks::Pointer("Logits", "lm_head", lm_head));
+  RETURN_IF_ERROR(cpu_checks::Pointer("Logits", "logits", logits));
+  Sgemm(static_cast<const float*>(hidden), static_cast<const float*>(lm_head), rows, vocab,
+        hidden_size, 0.0f, logits);
+  return absl::OkStatus();
+}
+
+}  // namespace loraserve
