@@ -56,9 +56,22 @@ int32_t PageAllocator::used_pages(PageKind kind) const {
   return used_[static_cast<int>(kind)];
 }
 
+void PageAllocator::set_reclaimer(PageReclaimer* reclaimer) { reclaimer_ = reclaimer; }
+
 bool PageAllocator::CanAllocate(int32_t n) const {
-  absl::MutexLock lock(&mu_);
-  return n >= 0 && n <= static_cast<int32_t>(free_.size());
+  if (n < 0) return false;
+  const int32_t free = free_pages();
+  if (n <= free) return true;
+  return reclaimer_ != nullptr && n <= free + reclaimer_->ReclaimablePages();
+}
+
+void PageAllocator::ReclaimFor(int32_t n) {
+  if (reclaimer_ == nullptr || n <= 0) return;
+  const int32_t free = free_pages();
+  if (n <= free) return;
+  // All or nothing: evict only when that makes the whole request fit.
+  if (n > free + reclaimer_->ReclaimablePages()) return;
+  reclaimer_->Reclaim(n - free);
 }
 
 absl::Status PageAllocator::TakeLocked(int32_t n, PageKind kind, std::vector<int32_t>& out) {
@@ -80,6 +93,7 @@ absl::Status PageAllocator::TakeLocked(int32_t n, PageKind kind, std::vector<int
 }
 
 absl::StatusOr<PageSet> PageAllocator::Allocate(int32_t n, PageKind kind) {
+  ReclaimFor(n);
   PageSet set;
   absl::MutexLock lock(&mu_);
   std::vector<int32_t> pages;
@@ -98,6 +112,7 @@ absl::Status PageAllocator::Grow(PageSet& set, int32_t n, PageKind kind) {
   if (!set.pages_.empty() && set.kind_ != kind) {
     return absl::InvalidArgumentError("cannot grow a PageSet with pages of another kind");
   }
+  ReclaimFor(n);
   absl::MutexLock lock(&mu_);
   if (absl::Status s = TakeLocked(n, kind, set.pages_); !s.ok()) return s;
   set.allocator_ = this;

@@ -217,6 +217,16 @@ const LoraModuleWeights& PeftAdapter::module(int layer, LoraModule m) const {
   return modules_[static_cast<size_t>(layer) * kNumLoraModules + static_cast<size_t>(m)];
 }
 
+static_assert(kNumLoraModules == kNumAdapterModules,
+              "memory/adapter_weights.h and LoraModule must list the same modules");
+
+ModuleWeightsView PeftAdapter::ModuleView(int layer, int module_index) const {
+  LS_CHECK(module_index >= 0 && module_index < kNumLoraModules) << "module " << module_index;
+  const LoraModuleWeights& w = module(layer, kAllLoraModules[module_index]);
+  return ModuleWeightsView{w.rank, w.scale, w.in, w.out, w.a.empty() ? nullptr : w.a.data(),
+                           w.b_t.empty() ? nullptr : w.b_t.data()};
+}
+
 std::vector<int> PeftAdapter::ranks() const {
   std::set<int> s;
   for (const LoraModuleWeights& w : modules_) {

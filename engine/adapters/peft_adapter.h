@@ -13,7 +13,8 @@
 // PeftAdapter owns the weights in "rank-rows" form, the layout the adapter
 // pool and LoRA kernels use: A's r rows ([r, in]) and B transposed ([r, out]).
 // Built by the adapter manager (admin LoadAdapter, startup), then immutable:
-// any number of threads may read it.
+// any number of threads may read it. Implements memory/'s AdapterWeights view
+// so the unified pool's adapter residency can pack it without knowing engine/.
 #pragma once
 
 #include <cstddef>
@@ -25,6 +26,7 @@
 #include "absl/status/statusor.h"
 #include "engine/adapters/adapter_config.h"
 #include "engine/model/model_config.h"
+#include "memory/adapter_weights.h"
 
 namespace loraserve {
 
@@ -40,7 +42,7 @@ struct LoraModuleWeights {
   bool empty() const { return rank == 0; }
 };
 
-class PeftAdapter {
+class PeftAdapter final : public AdapterWeights {
  public:
   // Loads the adapter in `dir` for `base`. Errors (all naming `dir`):
   //   NotFound         no adapter_config.json, or no adapter_model.safetensors;
@@ -56,7 +58,9 @@ class PeftAdapter {
   // The LoRA of `m` in `layer` (rank 0 when untargeted). 0 <= layer < num_layers().
   const LoraModuleWeights& module(int layer, LoraModule m) const;
   // The base model's layer count.
-  int num_layers() const { return num_layers_; }
+  int num_layers() const override { return num_layers_; }
+  // AdapterWeights: module(layer, kAllLoraModules[module]) as a view.
+  ModuleWeightsView ModuleView(int layer, int module) const override;
   // Distinct non-zero ranks, ascending.
   std::vector<int> ranks() const;
   // The largest rank of any module (> 0 after a successful Load).
@@ -68,7 +72,7 @@ class PeftAdapter {
   // Number of (layer, projection) pairs with a LoRA.
   int num_lora_modules() const;
   // fp32 bytes held: sum over modules of (a.size() + b_t.size()) * 4.
-  size_t bytes() const { return bytes_; }
+  size_t bytes() const override { return bytes_; }
   const std::string& path() const { return path_; }
   const LoraAdapterConfig& config() const { return config_; }
 
