@@ -1,0 +1,335 @@
+#include "engine/engine.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status.h"
+#include "kernels/backend_factory.h"
+
+namespace loraserve {
+namespace {
+
+uint64_t SplitMix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Engine>> Engine::Create(const Options& options) {
+  auto engine = std::unique_ptr<Engine>(new Engine(options));
+  RETURN_IF_ERROR(engine->Init());
+  absl::MutexLock lock(&engine->join_mu_);
+  engine->thread_ = std::thread([e = engine.get()] { e->Loop(); });
+  return engine;
+}
+
+absl::Status Engine::Init() {
+  const Options& o = options_;
+  if (o.max_waiting < 1) return absl::InvalidArgumentError("engine: max_waiting must be >= 1");
+  if (o.block_tokens < 1) return absl::InvalidArgumentError("engine: block_tokens must be >= 1");
+  const absl::Time start = absl::Now();
+  LS_LOG(INFO) << "engine: loading " << o.model_dir << " on " << BackendKindName(o.backend);
+  BackendOptions bo;
+  bo.num_threads = o.num_threads;
+  ASSIGN_OR_RETURN(backend_, CreateBackend(o.backend, bo));
+
+  LlamaModel::Options mo;
+  mo.backend = backend_.get();
+  mo.model_dir = o.model_dir;
+  mo.adapter_cache_bytes = o.adapter_cache_bytes;
+  ASSIGN_OR_RETURN(model_, LlamaModel::Create(mo));
+  const ModelConfig& config = model_->config();
+  LS_LOG(INFO) << "engine: model " << config.architecture << ", " << config.num_hidden_layers
+               << " layers, hidden " << config.hidden_size << ", vocab " << config.vocab_size
+               << ", context " << config.max_context();
+  ASSIGN_OR_RETURN(tokenizer_, Tokenizer::Load(o.model_dir + "/tokenizer.json"));
+  vocab_size_ = static_cast<int32_t>(config.vocab_size);
+  max_context_ = static_cast<int32_t>(std::min<int64_t>(config.max_context(), 1 << 30));
+
+  int64_t blocks = o.kv_cache_blocks;
+  if (blocks <= 0) {
+    KvLayout layout{config.num_hidden_layers, config.num_key_value_heads,
+                    static_cast<int32_t>(config.head_dim), o.block_tokens, 0};
+    blocks = o.kv_cache_bytes / std::max<int64_t>(1, layout.MinBlockBytes(backend_->elt_size()));
+  }
+  ASSIGN_OR_RETURN(kv_cache_,
+                   KvCache::Create(KvCache::ForModel(backend_.get(), config, o.block_tokens, blocks)));
+  kv_ = std::make_unique<EngineKvManager>(kv_cache_.get());
+  LS_LOG(INFO) << "engine: KV cache of " << blocks << " blocks x " << o.block_tokens
+               << " tokens (" << blocks * kv_cache_->layout().block_stride_bytes << " bytes)";
+
+  SchedulerConfig sc;
+  sc.max_num_batched_tokens = o.max_num_batched_tokens;
+  sc.max_num_seqs = o.max_num_seqs;
+  sc.max_loras = o.max_loras;
+  sc.block_tokens = o.block_tokens;
+  sc.max_prefill_chunk = o.max_prefill_chunk;
+  ASSIGN_OR_RETURN(scheduler_, Scheduler::Create(sc, kv_.get(), &residency_));
+  sampler_ = std::make_unique<Sampler>(vocab_size_);
+
+  AdapterCatalog::Options co;
+  co.base = config;
+  co.load.max_rank = o.max_lora_rank;
+  catalog_ = std::make_unique<AdapterCatalog>(std::move(co));
+
+  limits_.tokenizer = tokenizer_.get();
+  limits_.vocab_size = vocab_size_;
+  limits_.max_context = max_context_;
+  limits_.eos_token_ids = config.eos_token_ids;
+  for (int32_t id : tokenizer_->eos_ids()) {
+    if (std::find(limits_.eos_token_ids.begin(), limits_.eos_token_ids.end(), id) ==
+        limits_.eos_token_ids.end()) {
+      limits_.eos_token_ids.push_back(id);
+    }
+  }
+  {
+    absl::MutexLock lock(&mu_);
+    stats_.max_loras = o.max_loras;
+    stats_.pool_pages_free = kv_->NumFreeBlocks();
+  }
+  LS_LOG(INFO) << "engine: ready in " << absl::FormatDuration(absl::Now() - start);
+  return absl::OkStatus();
+}
+
+Engine::~Engine() { Shutdown(absl::ZeroDuration()); }
+
+absl::Status Engine::Submit(GenerationRequest request, std::shared_ptr<GenerationSink> sink) {
+  std::optional<AdapterCatalog::Entry> adapter;
+  if (!request.adapter.empty()) {
+    adapter = catalog_->Find(request.adapter);
+    if (!adapter.has_value()) {
+      return absl::NotFoundError(absl::StrCat("adapter \"", request.adapter, "\" is not loaded"));
+    }
+  }
+  std::optional<uint64_t> seed;
+  // The id is taken below; the seed policy needs it only when configured.
+  const std::string request_id = request.request_id;
+  RequestId id;
+  {
+    absl::MutexLock lock(&mu_);
+    id = next_id_++;
+  }
+  if (options_.seed.has_value()) seed = SplitMix64(*options_.seed + id);
+  ASSIGN_OR_RETURN(std::unique_ptr<RequestState> state,
+                   RequestState::Create(std::move(request), std::move(sink), limits_, seed));
+  state->id = id;
+  if (adapter.has_value()) {
+    state->adapter_key = adapter->key;
+    state->adapter = adapter->adapter;
+  }
+  absl::MutexLock lock(&mu_);
+  if (shutting_down_) return absl::UnavailableError("engine is shutting down");
+  if (in_flight_.contains(request_id)) {
+    return absl::AlreadyExistsError(absl::StrCat("request_id \"", request_id, "\" is in flight"));
+  }
+  if (sched_waiting_ + static_cast<int64_t>(inbox_.size()) >= options_.max_waiting) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("waiting queue is full (", options_.max_waiting, " requests)"));
+  }
+  in_flight_.emplace(request_id, id);
+  inbox_.push_back(std::move(state));
+  stats_current_ = false;
+  return absl::OkStatus();
+}
+
+bool Engine::Abort(const std::string& request_id) {
+  absl::MutexLock lock(&mu_);
+  auto it = in_flight_.find(request_id);
+  if (it == in_flight_.end()) return false;
+  abort_inbox_.push_back(it->second);
+  return true;
+}
+
+absl::StatusOr<LoadAdapterResult> Engine::LoadAdapter(const std::string& name,
+                                                      const std::string& path) {
+  ASSIGN_OR_RETURN(AdapterCatalog::LoadResult loaded, catalog_->Load(name, path));
+  LoadAdapterResult r;
+  r.adapter = AdapterCatalog::Describe(loaded.entry);
+  r.adapter.in_use = residency_.InUse(loaded.entry.key);
+  r.already_loaded = loaded.already_loaded;
+  return r;
+}
+
+absl::Status Engine::UnloadAdapter(const std::string& name) { return catalog_->Unload(name); }
+
+std::vector<AdapterDescription> Engine::ListAdapters() const {
+  std::vector<AdapterDescription> out;
+  for (const AdapterCatalog::Entry& e : catalog_->List()) {
+    AdapterDescription d = AdapterCatalog::Describe(e);
+    d.in_use = residency_.InUse(e.key);
+    d.last_used = residency_.LastUsed(e.key);
+    if (d.in_use > 0) d.tier = AdapterTier::kDevice;
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+EngineStats Engine::Stats() const {
+  absl::MutexLock lock(&mu_);
+  EngineStats s = stats_;
+  s.waiting += static_cast<int64_t>(inbox_.size());
+  return s;
+}
+
+void Engine::Shutdown(absl::Duration grace) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (!shutting_down_) {
+      shutting_down_ = true;
+      shutdown_deadline_ = absl::Now() + grace;
+      LS_LOG(INFO) << "engine: shutting down, grace " << absl::FormatDuration(grace);
+    }
+  }
+  absl::MutexLock lock(&join_mu_);
+  if (thread_.joinable()) thread_.join();
+}
+
+absl::Status Engine::WaitIdle(absl::Duration timeout) const {
+  absl::MutexLock lock(&mu_);
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return in_flight_.empty() && inbox_.empty() && stats_current_;
+  };
+  if (!mu_.AwaitWithTimeout(absl::Condition(&idle), timeout)) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("engine not idle after ", absl::FormatDuration(timeout), ": ",
+                     in_flight_.size(), " in flight"));
+  }
+  return absl::OkStatus();
+}
+
+// ---- engine thread ----
+
+Engine::Inbox Engine::TakeInbox(bool idle, bool* shutting_down, absl::Time* shutdown_deadline) {
+  absl::MutexLock lock(&mu_);
+  if (idle) {
+    auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return !inbox_.empty() || !abort_inbox_.empty() || shutting_down_;
+    };
+    mu_.AwaitWithTimeout(absl::Condition(&has_work), options_.idle_poll);
+  }
+  Inbox in;
+  in.requests.swap(inbox_);
+  in.aborts.swap(abort_inbox_);
+  *shutting_down = shutting_down_;
+  *shutdown_deadline = shutdown_deadline_;
+  return in;
+}
+
+void Engine::Loop() {
+  LS_LOG(INFO) << "engine: thread started";
+  bool cancelled_at_deadline = false;
+  bool worked = true;  // the last step ran a batch
+  while (true) {
+    bool shutting_down = false;
+    absl::Time shutdown_deadline;
+    // Nothing to run (or nothing runnable, e.g. adapters still loading):
+    // sleep until the inbox has work or idle_poll passes.
+    Inbox in = TakeInbox(active_.empty() || !worked, &shutting_down, &shutdown_deadline);
+    for (auto& r : in.requests) Admit(std::move(r));
+    const absl::Time now = absl::Now();
+    for (RequestId id : in.aborts) {
+      auto it = active_.find(id);
+      if (it == active_.end()) continue;  // ended since Abort() was called
+      scheduler_->Abort(id);
+      it->second->Cancel(absl::CancelledError("aborted"), now);
+      Release(id);
+    }
+    if (num_with_deadline_ > 0) CancelExpired(now);
+    if (shutting_down && !cancelled_at_deadline && now >= shutdown_deadline) {
+      CancelAll(absl::UnavailableError("engine shut down before the request finished"));
+      cancelled_at_deadline = true;
+    }
+    if (shutting_down && active_.empty()) {
+      PublishStats();
+      break;
+    }
+    worked = !active_.empty() && Step();
+    PublishStats();
+  }
+  LS_LOG(INFO) << "engine: thread stopped; " << prompt_tokens_total_ << " prompt and "
+               << generation_tokens_total_ << " generated tokens served";
+}
+
+void Engine::Admit(std::unique_ptr<RequestState> state) {
+  const RequestId id = state->id;
+  absl::Status s = scheduler_->AddRequest(id, state->adapter_key, state->tokens());
+  if (!s.ok()) {  // not reachable after Submit's checks; never crash on it
+    state->Fail(AnnotateStatus(s, "scheduler refused the request"), absl::Now());
+    absl::MutexLock lock(&mu_);
+    in_flight_.erase(state->request().request_id);
+    stats_current_ = false;
+    return;
+  }
+  residency_.Pin(state->adapter_key, state->request().adapter, state->adapter);
+  if (state->request().deadline != absl::InfiniteFuture()) ++num_with_deadline_;
+  prompt_tokens_total_ += state->num_prompt_tokens();
+  active_.emplace(id, std::move(state));
+}
+
+void Engine::CancelExpired(absl::Time now) {
+  std::vector<RequestId> expired;
+  for (const auto& [id, r] : active_) {
+    if (r->request().deadline <= now) expired.push_back(id);
+  }
+  for (RequestId id : expired) {
+    scheduler_->Abort(id);
+    active_.at(id)->Cancel(absl::DeadlineExceededError("request deadline passed"), now);
+    Release(id);
+  }
+}
+
+void Engine::CancelAll(const absl::Status& why) {
+  std::vector<RequestId> ids;
+  for (const auto& [id, r] : active_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());
+  const absl::Time now = absl::Now();
+  for (RequestId id : ids) {
+    scheduler_->Abort(id);
+    active_.at(id)->Cancel(why, now);
+    Release(id);
+  }
+}
+
+void Engine::Release(RequestId id) {
+  auto it = active_.find(id);
+  LS_CHECK(it != active_.end()) << "release of unknown request " << id;
+  RequestState& r = *it->second;
+  LS_CHECK(r.done()) << "release of request " << id << " without a terminal event";
+  residency_.Unpin(r.adapter_key);
+  if (r.request().deadline != absl::InfiniteFuture()) --num_with_deadline_;
+  {
+    absl::MutexLock lock(&mu_);
+    in_flight_.erase(r.request().request_id);
+    stats_current_ = false;
+  }
+  active_.erase(it);
+}
+
+void Engine::PublishStats() {
+  EngineStats s;
+  s.running = scheduler_->NumRunning();
+  s.waiting = scheduler_->NumWaiting();
+  s.pool_pages_free = kv_->NumFreeBlocks();
+  s.pool_pages_kv = kv_->NumTotalBlocks() - kv_->NumFreeBlocks();
+  s.pool_pages_adapter = 0;  // the stopgap row cache is outside the KV pool
+  s.adapters_device = model_->adapter_cache().num_resident();
+  s.adapters_host = catalog_->size();
+  s.max_loras = options_.max_loras;
+  s.running_adapters = residency_.Names(scheduler_->RunningAdapters());
+  s.waiting_adapters = residency_.Names(scheduler_->WaitingAdapters());
+  s.preemptions_total = scheduler_->NumPreemptions();
+  s.adapter_pins = residency_.NumPins();
+  s.prompt_tokens_total = prompt_tokens_total_;
+  s.generation_tokens_total = generation_tokens_total_;
+  absl::MutexLock lock(&mu_);
+  sched_waiting_ = s.waiting;
+  stats_ = std::move(s);
+  stats_current_ = inbox_.empty() && abort_inbox_.empty();
+}
+
+}  // namespace loraserve

@@ -1,0 +1,170 @@
+// Engine: the EngineApi implementation (DESIGN.md, "The data path of one
+// request"). Submit() validates a request on the caller's thread and puts it
+// in a mutex-guarded inbox; one engine thread owns the scheduler, the KV
+// cache and adapter residency and loops: drain the inbox (new requests,
+// aborts, shutdown) -> deadlines -> Schedule() -> tell residency the
+// prefetch list -> one LlamaModel::Forward for the mixed multi-adapter batch
+// -> sample + detokenize + stop checks -> events to the per-request sinks ->
+// OnStepDone (finished requests free their KV and unpin their adapter).
+// Every accepted request ends with exactly one terminal event.
+//
+// Adapters by name live in an AdapterCatalog (loads run on the caller's
+// thread). Memory is the model's stopgaps behind two seams:
+// EngineKvManager (KV blocks; engine_kv_manager.h) and
+// EngineAdapterResidency (pins, readiness, prefetch list;
+// engine_adapter_residency.h); the unified pool replaces their insides.
+//
+// Owns: backend, model, tokenizer, KV cache, scheduler, sampler, catalog,
+// residency, the engine thread and every accepted request's state.
+// Called by: the server (any thread), tests, benchmarks.
+// Thread-safety: every public method is thread-safe; sinks are called on the
+// engine thread (they may call Abort/Submit, never block).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+#include "engine/adapter_catalog.h"
+#include "engine/engine_adapter_residency.h"
+#include "engine/engine_api.h"
+#include "engine/engine_kv_manager.h"
+#include "engine/model/kv_cache.h"
+#include "engine/model/llama_model.h"
+#include "engine/model/tokenizer.h"
+#include "engine/request_state.h"
+#include "engine/sampler/sampler.h"
+#include "engine/scheduler/scheduler.h"
+#include "kernels/backend.h"
+#include "kernels/backend_kind.h"
+
+namespace loraserve {
+
+struct EngineOptions {
+  std::string model_dir;  // HF dir: config.json, safetensors, tokenizer.json
+  BackendKind backend = BackendKind::kCpu;
+  int num_threads = 0;  // backend threads; 0 = hardware concurrency
+  // Scheduler (engine/scheduler/scheduler.h SchedulerConfig).
+  int32_t max_num_seqs = 64;
+  int32_t max_num_batched_tokens = 2048;
+  int32_t max_loras = 8;
+  int32_t max_prefill_chunk = 0;
+  int32_t max_lora_rank = 64;  // adapters above it are refused at load
+  // KV cache: kv_cache_blocks when > 0, else kv_cache_bytes worth of blocks.
+  int32_t block_tokens = 16;
+  int64_t kv_cache_blocks = 0;
+  int64_t kv_cache_bytes = int64_t{256} << 20;
+  size_t adapter_cache_bytes = size_t{256} << 20;  // AdapterRowCache limit
+  int32_t max_waiting = 1024;  // accepted, not yet running; beyond: ResourceExhausted
+  // Seed policy: a request without a seed gets SplitMix64(seed + its
+  // engine id) when set (reproducible runs), else a random-device seed.
+  std::optional<uint64_t> seed;
+  absl::Duration idle_poll = absl::Milliseconds(50);  // idle loop wake-up
+};
+
+class Engine final : public EngineApi {
+ public:
+  using Options = EngineOptions;
+  // Loads config, tokenizer (model_dir/tokenizer.json) and weights, creates
+  // the backend and the KV cache, and starts the engine thread.
+  static absl::StatusOr<std::unique_ptr<Engine>> Create(const Options& options);
+  // Shutdown(ZeroDuration()) if not done yet.
+  ~Engine() override;
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  absl::Status Submit(GenerationRequest request, std::shared_ptr<GenerationSink> sink) override;
+  bool Abort(const std::string& request_id) override;
+  absl::StatusOr<LoadAdapterResult> LoadAdapter(const std::string& name,
+                                                const std::string& path) override;
+  absl::Status UnloadAdapter(const std::string& name) override;
+  std::vector<AdapterDescription> ListAdapters() const override;
+  EngineStats Stats() const override;
+  const Tokenizer& tokenizer() const override { return *tokenizer_; }
+  int32_t vocab_size() const override { return vocab_size_; }
+  int32_t max_context() const override { return max_context_; }
+
+  // Stops accepting (Submit -> Unavailable), lets in-flight requests run for
+  // up to `grace`, cancels the rest (kCancelled, error Unavailable), stops
+  // the thread. Idempotent; blocks until the thread has exited.
+  void Shutdown(absl::Duration grace);
+
+  // Blocks until nothing is in flight and the stats snapshot is current, or
+  // `timeout` passes (DeadlineExceeded). For tests and benchmarks.
+  absl::Status WaitIdle(absl::Duration timeout) const;
+
+  const ModelConfig& model_config() const { return model_->config(); }
+  const Options& options() const { return options_; }
+
+ private:
+  struct Inbox {
+    std::vector<std::unique_ptr<RequestState>> requests;
+    std::vector<RequestId> aborts;
+  };
+
+  explicit Engine(const Options& options) : options_(options) {}
+  absl::Status Init();
+
+  // Engine thread.
+  void Loop();
+  // Moves the inbox out; waits up to idle_poll for work when `idle`.
+  Inbox TakeInbox(bool idle, bool* shutting_down, absl::Time* shutdown_deadline);
+  void Admit(std::unique_ptr<RequestState> state);
+  void CancelExpired(absl::Time now);
+  void CancelAll(const absl::Status& why);
+  // One schedule + forward + sample step (engine_step.cc). False when the
+  // batch was empty.
+  bool Step();
+  void FailBatch(const ScheduleResult& sched, const absl::Status& error);
+  // Ends `id` (its terminal event already pushed): unpin, forget.
+  void Release(RequestId id);
+  void PublishStats();
+
+  const Options options_;
+  std::unique_ptr<Backend> backend_;
+  std::unique_ptr<LlamaModel> model_;
+  std::unique_ptr<Tokenizer> tokenizer_;
+  std::unique_ptr<KvCache> kv_cache_;
+  std::unique_ptr<AdapterCatalog> catalog_;
+  EngineAdapterResidency residency_;
+  std::unique_ptr<EngineKvManager> kv_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<Sampler> sampler_;
+  RequestLimits limits_;
+  int32_t vocab_size_ = 0;
+  int32_t max_context_ = 0;
+
+  // Engine thread only.
+  absl::flat_hash_map<RequestId, std::unique_ptr<RequestState>> active_;
+  int64_t num_with_deadline_ = 0;
+  int64_t prompt_tokens_total_ = 0;
+  int64_t generation_tokens_total_ = 0;
+  ForwardOutput forward_out_;
+  std::vector<StepOutput> step_outputs_;
+
+  // The inbox, the in-flight id table and the published snapshot.
+  mutable absl::Mutex mu_;
+  std::vector<std::unique_ptr<RequestState>> inbox_ ABSL_GUARDED_BY(mu_);
+  std::vector<RequestId> abort_inbox_ ABSL_GUARDED_BY(mu_);
+  // request_id -> engine id, from acceptance to the terminal event.
+  absl::flat_hash_map<std::string, RequestId> in_flight_ ABSL_GUARDED_BY(mu_);
+  RequestId next_id_ ABSL_GUARDED_BY(mu_) = 1;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Time shutdown_deadline_ ABSL_GUARDED_BY(mu_) = absl::InfiniteFuture();
+  int64_t sched_waiting_ ABSL_GUARDED_BY(mu_) = 0;  // scheduler queue at last publish
+  EngineStats stats_ ABSL_GUARDED_BY(mu_);
+  bool stats_current_ ABSL_GUARDED_BY(mu_) = true;  // false from Submit until published
+
+  absl::Mutex join_mu_;
+  std::thread thread_ ABSL_GUARDED_BY(join_mu_);
+};
+
+}  // namespace loraserve

@@ -1,0 +1,91 @@
+// Engine::Step: one iteration of the engine loop on the engine thread:
+// schedule, forward the mixed batch, sample, detokenize, stop, emit.
+#include <span>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "common/logging.h"
+#include "common/status.h"
+#include "engine/engine.h"
+
+namespace loraserve {
+
+bool Engine::Step() {
+  ScheduleResult sched = scheduler_->Schedule();
+  const absl::Time scheduled_at = absl::Now();
+
+  // Requests that can never fit (the scheduler has already dropped them).
+  for (RequestId id : sched.failed) {
+    auto it = active_.find(id);
+    if (it == active_.end()) continue;
+    RequestState& r = *it->second;
+    r.Fail(absl::ResourceExhaustedError(absl::StrCat(
+               "request needs KV for ", r.tokens().size(), "+ tokens but the KV cache holds only ",
+               int64_t{kv_->NumTotalBlocks()} * kv_->block_tokens(),
+               " tokens; it cannot run even alone")),
+           scheduled_at);
+    Release(id);
+  }
+  residency_.SetPrefetch(std::move(sched.prefetch));
+  if (sched.batch.empty()) return false;
+
+  ForwardBatch batch;
+  batch.sequences.reserve(sched.batch.size());
+  for (const ScheduledSequence& s : sched.batch) {
+    RequestState& r = *active_.at(s.seq->id());
+    LS_CHECK(static_cast<size_t>(s.start_position + s.num_new_tokens) <= r.tokens().size())
+        << "request " << r.id << ": step past its known tokens";
+    if (r.timings().first_scheduled == absl::InfinitePast()) {
+      r.timings().first_scheduled = scheduled_at;
+    }
+    SequenceStep step;
+    step.tokens = std::span<const int32_t>(r.tokens()).subspan(
+        static_cast<size_t>(s.start_position), static_cast<size_t>(s.num_new_tokens));
+    step.num_cached = s.start_position;
+    step.block_table = kv_->Table(r.id);
+    step.adapter = r.adapter;
+    step.compute_logits = s.sample;
+    batch.sequences.push_back(std::move(step));
+  }
+
+  const absl::Status status = model_->Forward(batch, kv_->view(), &forward_out_);
+  if (!status.ok()) {
+    LS_LOG(ERROR) << "engine: forward of " << sched.batch.size() << " sequences failed: "
+                  << status.ToString();
+    FailBatch(sched, status);
+    return true;
+  }
+
+  const absl::Time now = absl::Now();
+  step_outputs_.clear();
+  std::vector<RequestId> ended;
+  for (size_t i = 0; i < sched.batch.size(); ++i) {
+    const ScheduledSequence& s = sched.batch[i];
+    if (!s.sample) continue;
+    RequestState& r = *active_.at(s.seq->id());
+    const int64_t row = forward_out_.first_row[i];
+    LS_CHECK(row >= 0) << "request " << r.id << ": no logits row";
+    SampledToken t = sampler_->Sample(forward_out_.row(row).data(), r.sampler());
+    ++generation_tokens_total_;
+    const bool end = r.OnToken(t, now);
+    step_outputs_.push_back(StepOutput{r.id, t.token, end});
+    if (end) ended.push_back(r.id);
+  }
+  scheduler_->OnStepDone(step_outputs_);  // frees the KV of ended requests
+  for (RequestId id : ended) Release(id);
+  return true;
+}
+
+void Engine::FailBatch(const ScheduleResult& sched, const absl::Status& error) {
+  const absl::Time now = absl::Now();
+  std::vector<RequestId> ids;
+  for (const ScheduledSequence& s : sched.batch) ids.push_back(s.seq->id());
+  // Each request of the batch ends with an error; the others keep running.
+  for (RequestId id : ids) {
+    scheduler_->Abort(id);
+    active_.at(id)->Fail(AnnotateStatus(error, "model step"), now);
+    Release(id);
+  }
+}
+
+}  // namespace loraserve
