@@ -1,0 +1,72 @@
+#include "server/metrics_collector.h"
+
+#include <utility>
+
+namespace loraserve {
+
+std::string MetricsCollector::Scrape(const EngineApi* engine) {
+  if (engine != nullptr) {
+    const EngineStats s = engine->Stats();
+    metrics_.SetRequestCounts(s.running, s.waiting);
+    metrics_.SetPoolPages(s.pool_pages_kv, s.pool_pages_adapter, s.pool_pages_free);
+    metrics_.SetAdaptersResident(s.adapters_device, s.adapters_host);
+    metrics_.SetLoraRequestsInfo(s.running_adapters, s.waiting_adapters,
+                                 absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
+    int64_t delta = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      delta = s.preemptions_total - preemptions_seen_;
+      if (delta > 0) preemptions_seen_ = s.preemptions_total;
+    }
+    if (delta > 0) metrics_.OnPreemptions(delta);
+  }
+  return metrics_.Serialize();
+}
+
+std::optional<RequestMetrics> RequestObserver::OnEvent(const GenerationEvent& event,
+                                                       absl::Time now) {
+  m_.prompt_tokens = event.prompt_tokens;
+  m_.generation_tokens = event.completion_tokens;
+  switch (event.kind) {
+    case GenerationEvent::Kind::kDelta:
+      if (event.token_ids.empty()) return std::nullopt;
+      if (!last_token_.has_value()) {
+        m_.time_to_first_token_s = absl::ToDoubleSeconds(now - arrival_);
+        // Tokens delivered together after the first share the gap equally.
+        for (size_t i = 1; i < event.token_ids.size(); ++i) m_.inter_token_latencies_s.push_back(0);
+      } else {
+        const double gap = absl::ToDoubleSeconds(now - *last_token_) /
+                           static_cast<double>(event.token_ids.size());
+        for (size_t i = 0; i < event.token_ids.size(); ++i) m_.inter_token_latencies_s.push_back(gap);
+      }
+      last_token_ = now;
+      return std::nullopt;
+    case GenerationEvent::Kind::kFinished:
+      switch (event.finish) {
+        case GenerationFinish::kStop:
+          return Finish(MetricsFinishReason::kStop, now);
+        case GenerationFinish::kLength:
+          return Finish(MetricsFinishReason::kLength, now);
+        case GenerationFinish::kContextLength:
+          return Finish(MetricsFinishReason::kContextLength, now);
+        case GenerationFinish::kCancelled:
+          return Finish(MetricsFinishReason::kCancelled, now);
+      }
+      return Finish(MetricsFinishReason::kStop, now);
+    case GenerationEvent::Kind::kError:
+      return Finish(MetricsFinishReason::kError, now);
+  }
+  return std::nullopt;
+}
+
+RequestMetrics RequestObserver::Abandon(absl::Time now) {
+  return Finish(MetricsFinishReason::kCancelled, now);
+}
+
+RequestMetrics RequestObserver::Finish(MetricsFinishReason reason, absl::Time now) {
+  m_.reason = reason;
+  m_.e2e_latency_s = absl::ToDoubleSeconds(now - arrival_);
+  return std::move(m_);
+}
+
+}  // namespace loraserve
