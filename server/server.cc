@@ -96,7 +96,7 @@ void Server::SetServing(bool serving) {
 absl::Status Server::SetEngineReady(EngineApi* engine) {
   LS_CHECK(engine != nullptr);
   state_->set_engine(engine);
-  for (const LoraModule& m : options_.lora_modules) {
+  for (const LoraModuleSpec& m : options_.lora_modules) {
     v1::LoadAdapterRequest request;
     request.set_name(m.name);
     std::filesystem::path path(m.path);

@@ -1,14 +1,19 @@
-// The loraserve binary: parses ServerOptions from the flags and, once the
-// engine loop lands, builds the Engine and serves it. Until then it validates
-// the flags, reports what this build and machine support, and (with
-// --listen_without_engine) brings the listeners up with health NOT_SERVING so
+// The loraserve binary: parses ServerOptions from the flags, brings the
+// listeners up (health NOT_SERVING while the model loads), builds the Engine
+// on the chosen backend, loads --lora-modules and reports SERVING.
+// --listen_without_engine brings the listeners up with no model at all, so
 // deployment probes, /metrics and SIGTERM draining can be exercised.
 //
-// Signals: SIGTERM/SIGINT are blocked in every thread and taken by one
-// sigwait thread, which runs Server::Shutdown (no work in a handler).
+// Signals: the SIGTERM/SIGINT handler only writes the signal number to a
+// self-pipe (async-signal-safe, and correct whichever thread the kernel picks:
+// libraries such as OpenBLAS start threads before main could block signals);
+// one thread reads the pipe and runs Server::Shutdown, then the engine is
+// shut down (in-flight requests already drained or cancelled).
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
-#include <pthread.h>
 #include <string>
 #include <thread>
 #include <vector>
@@ -17,9 +22,40 @@
 #include "absl/flags/parse.h"
 #include "absl/time/time.h"
 #include "common/logging.h"
+#include "engine/engine.h"
 #include "kernels/backend_kind.h"
 #include "server/server.h"
 #include "server/server_options.h"
+
+namespace {
+
+int g_signal_pipe[2] = {-1, -1};
+
+extern "C" void OnShutdownSignal(int sig) {
+  const char c = static_cast<char>(sig);
+  [[maybe_unused]] ssize_t n = write(g_signal_pipe[1], &c, 1);
+}
+
+// Installs the handler (a parent may have left the signals ignored: shells do
+// for background jobs, so SIG_IGN is replaced too).
+bool InstallShutdownSignals() {
+  if (pipe(g_signal_pipe) != 0) return false;
+  struct sigaction sa = {};
+  sa.sa_handler = OnShutdownSignal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  return sigaction(SIGTERM, &sa, nullptr) == 0 && sigaction(SIGINT, &sa, nullptr) == 0;
+}
+
+// Blocks until a shutdown signal (or a self-request, 0) arrives; returns it.
+int WaitForShutdownSignal() {
+  char c = 0;
+  while (read(g_signal_pipe[0], &c, 1) < 0 && errno == EINTR) {
+  }
+  return c;
+}
+
+}  // namespace
 
 ABSL_FLAG(bool, listen_without_engine, false,
           "Bring the listeners up without an engine (health NOT_SERVING) until SIGTERM");
@@ -45,27 +81,25 @@ int main(int argc, char** argv) {
   LS_LOG(INFO) << "loraserve 0.1.0: " << loraserve::DescribeBackendSupport();
   LS_LOG(INFO) << "backend: " << loraserve::BackendKindName(*kind);
 
-  if (!absl::GetFlag(FLAGS_listen_without_engine)) {
-    std::printf(
-        "loraserve: flags OK (model %s, %s backend, Generation :%d, AdapterAdmin %s:%d, HTTP "
-        ":%d).\nThe engine is not yet available in this build: nothing to serve. Pass "
-        "--listen_without_engine to bring the listeners up anyway.\n",
-        options->model.c_str(), std::string(loraserve::BackendKindName(*kind)).c_str(),
-        options->port, options->admin_host.c_str(), options->admin_port, options->http_port);
-    return 0;
+  const bool without_engine = absl::GetFlag(FLAGS_listen_without_engine);
+  if (*kind == loraserve::BackendKind::kCuda) {
+    // The CUDA backend is compiled (kernels) but not yet a full Backend.
+    if (options->device == "auto") {
+      LS_LOG(WARNING) << "--device=auto found a CUDA device, but the CUDA backend is not "
+                         "complete yet: serving on the CPU backend";
+      *kind = loraserve::BackendKind::kCpu;
+    } else {
+      std::fprintf(stderr,
+                   "loraserve: --device=cuda: the CUDA backend is not available in this "
+                   "version yet; use --device=cpu\n");
+      return 2;
+    }
   }
 
-  // Block the signals before any thread starts so every thread inherits the
-  // mask. A parent may have left them ignored (shells do for background jobs),
-  // and an ignored signal never reaches sigwait: restore the default first
-  // (harmless: while blocked the default action never runs).
-  std::signal(SIGTERM, SIG_DFL);
-  std::signal(SIGINT, SIG_DFL);
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGTERM);
-  sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (!InstallShutdownSignals()) {
+    std::fprintf(stderr, "loraserve: cannot install the SIGTERM/SIGINT handlers\n");
+    return 1;
+  }
 
   auto server = loraserve::Server::Start(*options, /*engine=*/nullptr);
   if (!server.ok()) {
@@ -74,14 +108,49 @@ int main(int argc, char** argv) {
   }
   loraserve::Server* raw = server->get();
   const absl::Duration grace = absl::Seconds(options->drain_grace_seconds);
-  std::thread signal_thread([&signals, raw, grace] {
-    int sig = 0;
-    sigwait(&signals, &sig);
-    LS_LOG(INFO) << "signal " << sig << ": shutting down";
+  std::thread signal_thread([raw, grace] {
+    const int sig = WaitForShutdownSignal();
+    if (sig != 0) LS_LOG(INFO) << "signal " << sig << ": shutting down";
     raw->Shutdown(grace);
   });
+
+  std::unique_ptr<loraserve::Engine> engine;
+  int exit_code = 0;
+  if (!without_engine) {
+    loraserve::EngineOptions eo;
+    eo.model_dir = options->model;
+    eo.backend = *kind;
+    eo.max_num_seqs = options->max_num_seqs;
+    eo.max_num_batched_tokens = options->max_num_batched_tokens;
+    eo.max_loras = options->max_loras;
+    eo.max_lora_rank = options->max_lora_rank;
+    eo.max_waiting = options->max_queue;
+    if (options->pool_bytes > 0) eo.kv_cache_bytes = options->pool_bytes;
+    LS_LOG(INFO) << "loading model " << eo.model_dir << " on the "
+                 << loraserve::BackendKindName(eo.backend) << " backend";
+    auto created = loraserve::Engine::Create(eo);
+    if (!created.ok()) {
+      LS_LOG(ERROR) << "cannot start the engine: " << created.status().message();
+      exit_code = 1;
+    } else {
+      engine = std::move(*created);
+      if (absl::Status ready = raw->SetEngineReady(engine.get()); !ready.ok()) {
+        LS_LOG(ERROR) << "startup failed: " << ready.message();
+        exit_code = 1;
+      } else {
+        LS_LOG(INFO) << "serving: gRPC Generation on :" << raw->port()
+                     << ", AdapterAdmin on " << options->admin_host << ":" << raw->admin_port()
+                     << ", HTTP /metrics on :" << raw->http_port();
+      }
+    }
+    if (exit_code != 0) {
+      // Wake the signal thread so it runs the (idempotent) shutdown and exits.
+      OnShutdownSignal(0);
+    }
+  }
   raw->Wait();
   signal_thread.join();
-  server->reset();
-  return 0;
+  server->reset();  // listeners down: nothing reaches the engine any more
+  if (engine != nullptr) engine->Shutdown(absl::ZeroDuration());
+  return exit_code;
 }

@@ -94,7 +94,7 @@ absl::Status ServerOptions::Validate() const {
                absl::StrCat("is ", drain_grace_seconds, ", must be a finite number >= 0"));
   }
   for (size_t i = 0; i < lora_modules.size(); ++i) {
-    const LoraModule& m = lora_modules[i];
+    const LoraModuleSpec& m = lora_modules[i];
     absl::Status name_ok = ValidateAdapterName(m.name);
     if (!name_ok.ok()) return Bad("lora-modules", absl::StrCat("entry ", i, ": ", name_ok.message()));
     if (m.path.empty()) return Bad("lora-modules", absl::StrCat("entry ", i, " (", m.name, ") has no path"));
@@ -107,8 +107,8 @@ absl::Status ServerOptions::Validate() const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<LoraModule>> ParseLoraModules(const std::vector<std::string>& entries) {
-  std::vector<LoraModule> out;
+absl::StatusOr<std::vector<LoraModuleSpec>> ParseLoraModules(const std::vector<std::string>& entries) {
+  std::vector<LoraModuleSpec> out;
   for (const std::string& entry : entries) {
     for (absl::string_view item : absl::StrSplit(entry, ',', absl::SkipWhitespace())) {
       std::vector<std::string> kv = absl::StrSplit(item, absl::MaxSplits('=', 1));

@@ -16,10 +16,10 @@
 
 namespace loraserve {
 
-struct LoraModule {
+struct LoraModuleSpec {
   std::string name;
   std::string path;
-  bool operator==(const LoraModule&) const = default;
+  bool operator==(const LoraModuleSpec&) const = default;
 };
 
 struct ServerOptions {
@@ -40,7 +40,7 @@ struct ServerOptions {
   int max_loras = 16;                  // --max-loras: adapters in one batch
   int max_lora_rank = 64;              // --max-lora-rank
   int max_cpu_loras = 0;               // --max-cpu-loras: host cache size; 0 = max_loras
-  std::vector<LoraModule> lora_modules;  // --lora-modules name=path,...: loaded at startup
+  std::vector<LoraModuleSpec> lora_modules;  // --lora-modules name=path,...: loaded at startup
 
   // Scheduler and memory.
   int max_num_seqs = 256;              // --max-num-seqs: running requests
@@ -56,7 +56,7 @@ struct ServerOptions {
 
 // Parses "name=path" entries (comma-separated, possibly several strings).
 // InvalidArgument naming --lora-modules and the bad entry.
-absl::StatusOr<std::vector<LoraModule>> ParseLoraModules(const std::vector<std::string>& entries);
+absl::StatusOr<std::vector<LoraModuleSpec>> ParseLoraModules(const std::vector<std::string>& entries);
 
 // Returns argv with "--flag-name[=v]" rewritten to "--flag_name[=v]" (absl
 // flags use underscores; vLLM uses dashes), every "--lora-modules X" /

@@ -51,7 +51,7 @@ TEST(ServerOptions, EachInvalidValueIsRejectedNamingItsFlag) {
 TEST(ServerOptions, ParsesLoraModules) {
   auto m = ParseLoraModules({"a=/x/a,b=rel/b", "c=/y=z"});
   ASSERT_TRUE(m.ok()) << m.status();
-  EXPECT_EQ(*m, (std::vector<LoraModule>{{"a", "/x/a"}, {"b", "rel/b"}, {"c", "/y=z"}}));
+  EXPECT_EQ(*m, (std::vector<LoraModuleSpec>{{"a", "/x/a"}, {"b", "rel/b"}, {"c", "/y=z"}}));
   EXPECT_FALSE(ParseLoraModules({"noequals"}).ok());
   EXPECT_FALSE(ParseLoraModules({"=path"}).ok());
   EXPECT_NE(std::string(ParseLoraModules({"a="}).status().message()).find("--lora-modules"),
