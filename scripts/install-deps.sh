@@ -8,7 +8,7 @@
 set -euo pipefail
 
 PKGS=(
-  build-essential cmake ninja-build pkg-config git ccache python3
+  build-essential cmake ninja-build pkg-config git ccache python3 curl
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libabsl-dev
   prometheus-cpp-dev
