@@ -41,7 +41,6 @@ absl::Status Engine::Init() {
   LlamaModel::Options mo;
   mo.backend = backend_.get();
   mo.model_dir = o.model_dir;
-  mo.adapter_cache_bytes = o.adapter_cache_bytes;
   ASSIGN_OR_RETURN(model_, LlamaModel::Create(mo));
   const ModelConfig& config = model_->config();
   LS_LOG(INFO) << "engine: model " << config.architecture << ", " << config.num_hidden_layers
@@ -51,17 +50,41 @@ absl::Status Engine::Init() {
   vocab_size_ = static_cast<int32_t>(config.vocab_size);
   max_context_ = static_cast<int32_t>(std::min<int64_t>(config.max_context(), 1 << 30));
 
-  int64_t blocks = o.kv_cache_blocks;
-  if (blocks <= 0) {
-    KvLayout layout{config.num_hidden_layers, config.num_key_value_heads,
-                    static_cast<int32_t>(config.head_dim), o.block_tokens, 0};
-    blocks = o.kv_cache_bytes / std::max<int64_t>(1, layout.MinBlockBytes(backend_->elt_size()));
+  // The unified pool: one page = one KV block for every layer (and at least
+  // the longest adapter rank-row).
+  PoolGeometry geometry;
+  geometry.num_layers = config.num_hidden_layers;
+  geometry.num_kv_heads = config.num_key_value_heads;
+  geometry.head_dim = static_cast<int32_t>(config.head_dim);
+  geometry.block_tokens = o.block_tokens;
+  geometry.max_row_elems = std::max<int64_t>(
+      {config.hidden_size, config.intermediate_size,
+       int64_t{config.num_attention_heads} * config.head_dim});
+  ASSIGN_OR_RETURN(const int64_t page_bytes, ComputePageBytes(geometry, backend_->elt_size()));
+  int64_t pool_bytes = o.pool_bytes;
+  if (pool_bytes <= 0) {
+    pool_bytes = o.kv_cache_blocks > 0 ? o.kv_cache_blocks * page_bytes : o.kv_cache_bytes;
   }
-  ASSIGN_OR_RETURN(kv_cache_,
-                   KvCache::Create(KvCache::ForModel(backend_.get(), config, o.block_tokens, blocks)));
-  kv_ = std::make_unique<EngineKvManager>(kv_cache_.get());
-  LS_LOG(INFO) << "engine: KV cache of " << blocks << " blocks x " << o.block_tokens
-               << " tokens (" << blocks * kv_cache_->layout().block_stride_bytes << " bytes)";
+  UnifiedPool::Options po;
+  po.backend = backend_.get();
+  po.page_bytes = page_bytes;
+  po.pool_bytes = pool_bytes;
+  ASSIGN_OR_RETURN(pool_, UnifiedPool::Create(po));
+  EngineAdapterResidency::Options ro;
+  ro.pool = pool_.get();
+  // Unlimited: the catalog keeps every loaded adapter's host copy alive
+  // anyway, so dropping the cache's reference would only cause disk reloads.
+  ro.host_budget_bytes = 0;
+  ro.loader = [base = config, load = AdapterLoadOptions{.max_rank = o.max_lora_rank}](
+                  const std::string& path)
+      -> absl::StatusOr<std::shared_ptr<const AdapterWeights>> {
+    ASSIGN_OR_RETURN(std::unique_ptr<PeftAdapter> a, PeftAdapter::Load(path, base, load));
+    return std::shared_ptr<const AdapterWeights>(std::move(a));
+  };
+  ASSIGN_OR_RETURN(residency_, EngineAdapterResidency::Create(ro));
+  kv_ = std::make_unique<EngineKvManager>(pool_.get(), MakeKvLayout(geometry, page_bytes));
+  LS_LOG(INFO) << "engine: unified pool of " << pool_->num_pages() << " pages x " << page_bytes
+               << " bytes (" << o.block_tokens << " tokens of KV per page)";
 
   SchedulerConfig sc;
   sc.max_num_batched_tokens = o.max_num_batched_tokens;
@@ -69,7 +92,7 @@ absl::Status Engine::Init() {
   sc.max_loras = o.max_loras;
   sc.block_tokens = o.block_tokens;
   sc.max_prefill_chunk = o.max_prefill_chunk;
-  ASSIGN_OR_RETURN(scheduler_, Scheduler::Create(sc, kv_.get(), &residency_));
+  ASSIGN_OR_RETURN(scheduler_, Scheduler::Create(sc, kv_.get(), residency_.get()));
   sampler_ = std::make_unique<Sampler>(vocab_size_);
 
   AdapterCatalog::Options co;
@@ -91,6 +114,8 @@ absl::Status Engine::Init() {
     absl::MutexLock lock(&mu_);
     stats_.max_loras = o.max_loras;
     stats_.pool_pages_free = kv_->NumFreeBlocks();
+    stats_.pool_pages_total = pool_->num_pages();
+    stats_.pool_page_bytes = pool_->page_bytes();
   }
   LS_LOG(INFO) << "engine: ready in " << absl::FormatDuration(absl::Now() - start);
   return absl::OkStatus();
@@ -118,11 +143,18 @@ absl::Status Engine::Submit(GenerationRequest request, std::shared_ptr<Generatio
   ASSIGN_OR_RETURN(std::unique_ptr<RequestState> state,
                    RequestState::Create(std::move(request), std::move(sink), limits_, seed));
   state->id = id;
+  absl::MutexLock lock(&mu_);
   if (adapter.has_value()) {
+    // Resolved again under mu_, which UnloadAdapter also holds: a request
+    // accepted here is in the inbox before the unload's retire.
+    adapter = catalog_->Find(state->request().adapter);
+    if (!adapter.has_value()) {
+      return absl::NotFoundError(
+          absl::StrCat("adapter \"", state->request().adapter, "\" is not loaded"));
+    }
     state->adapter_key = adapter->key;
     state->adapter = adapter->adapter;
   }
-  absl::MutexLock lock(&mu_);
   if (shutting_down_) return absl::UnavailableError("engine is shutting down");
   if (in_flight_.contains(request_id)) {
     return absl::AlreadyExistsError(absl::StrCat("request_id \"", request_id, "\" is in flight"));
@@ -148,22 +180,38 @@ bool Engine::Abort(const std::string& request_id) {
 absl::StatusOr<LoadAdapterResult> Engine::LoadAdapter(const std::string& name,
                                                       const std::string& path) {
   ASSIGN_OR_RETURN(AdapterCatalog::LoadResult loaded, catalog_->Load(name, path));
+  if (!loaded.already_loaded) {
+    if (absl::Status fits = residency_->CheckFits(*loaded.entry.adapter); !fits.ok()) {
+      (void)UnloadAdapter(name);
+      return absl::InvalidArgumentError(
+          absl::StrCat("adapter \"", name, "\" cannot be served: ", fits.message()));
+    }
+  }
   LoadAdapterResult r;
   r.adapter = AdapterCatalog::Describe(loaded.entry);
-  r.adapter.in_use = residency_.InUse(loaded.entry.key);
+  r.adapter.in_use = residency_->InUse(loaded.entry.key);
   r.already_loaded = loaded.already_loaded;
   return r;
 }
 
-absl::Status Engine::UnloadAdapter(const std::string& name) { return catalog_->Unload(name); }
+absl::Status Engine::UnloadAdapter(const std::string& name) {
+  absl::MutexLock lock(&mu_);
+  std::optional<AdapterCatalog::Entry> e = catalog_->Find(name);
+  RETURN_IF_ERROR(catalog_->Unload(name));
+  if (e.has_value()) {
+    retire_inbox_.push_back(e->key);
+    stats_current_ = false;
+  }
+  return absl::OkStatus();
+}
 
 std::vector<AdapterDescription> Engine::ListAdapters() const {
   std::vector<AdapterDescription> out;
   for (const AdapterCatalog::Entry& e : catalog_->List()) {
     AdapterDescription d = AdapterCatalog::Describe(e);
-    d.in_use = residency_.InUse(e.key);
-    d.last_used = residency_.LastUsed(e.key);
-    if (d.in_use > 0) d.tier = AdapterTier::kDevice;
+    d.in_use = residency_->InUse(e.key);
+    d.last_used = residency_->LastUsed(e.key);
+    if (residency_->OnDevice(e.key)) d.tier = AdapterTier::kDevice;
     out.push_back(std::move(d));
   }
   return out;
@@ -174,6 +222,13 @@ EngineStats Engine::Stats() const {
   EngineStats s = stats_;
   s.waiting += static_cast<int64_t>(inbox_.size());
   return s;
+}
+
+std::vector<AdapterLoadRecord> Engine::TakeAdapterLoads() {
+  absl::MutexLock lock(&mu_);
+  std::vector<AdapterLoadRecord> out(load_records_.begin(), load_records_.end());
+  load_records_.clear();
+  return out;
 }
 
 void Engine::Shutdown(absl::Duration grace) {
@@ -208,13 +263,18 @@ Engine::Inbox Engine::TakeInbox(bool idle, bool* shutting_down, absl::Time* shut
   absl::MutexLock lock(&mu_);
   if (idle) {
     auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !inbox_.empty() || !abort_inbox_.empty() || shutting_down_;
+      return !inbox_.empty() || !abort_inbox_.empty() || !retire_inbox_.empty() || shutting_down_;
     };
-    mu_.AwaitWithTimeout(absl::Condition(&has_work), options_.idle_poll);
+    // Copies in flight finish on their own: poll for them soon.
+    const absl::Duration wait = residency_->Copying()
+                                    ? std::min(options_.idle_poll, absl::Milliseconds(1))
+                                    : options_.idle_poll;
+    mu_.AwaitWithTimeout(absl::Condition(&has_work), wait);
   }
   Inbox in;
   in.requests.swap(inbox_);
   in.aborts.swap(abort_inbox_);
+  in.retires.swap(retire_inbox_);
   *shutting_down = shutting_down_;
   *shutdown_deadline = shutdown_deadline_;
   return in;
@@ -231,6 +291,9 @@ void Engine::Loop() {
     // sleep until the inbox has work or idle_poll passes.
     Inbox in = TakeInbox(active_.empty() || !worked, &shutting_down, &shutdown_deadline);
     for (auto& r : in.requests) Admit(std::move(r));
+    // After the admissions: requests accepted before an unload hold their ref.
+    for (AdapterKey key : in.retires) residency_->Retire(key);
+    residency_->Poll();
     const absl::Time now = absl::Now();
     for (RequestId id : in.aborts) {
       auto it = active_.find(id);
@@ -265,7 +328,21 @@ void Engine::Admit(std::unique_ptr<RequestState> state) {
     stats_current_ = false;
     return;
   }
-  residency_.Pin(state->adapter_key, state->request().adapter, state->adapter);
+  if (state->adapter_key != kBaseModelAdapter) {
+    const std::optional<AdapterCatalog::Entry> current = catalog_->Find(state->request().adapter);
+    const bool is_current = current.has_value() && current->key == state->adapter_key;
+    const std::string path = state->adapter->path();
+    s = residency_->Attach(id, state->adapter_key, state->request().adapter, path, state->adapter,
+                           is_current);
+    if (!s.ok()) {  // not reachable: Attach registers unknown adapters
+      scheduler_->Abort(id);
+      state->Fail(AnnotateStatus(s, "adapter residency refused the request"), absl::Now());
+      absl::MutexLock lock(&mu_);
+      in_flight_.erase(state->request().request_id);
+      stats_current_ = false;
+      return;
+    }
+  }
   if (state->request().deadline != absl::InfiniteFuture()) ++num_with_deadline_;
   prompt_tokens_total_ += state->num_prompt_tokens();
   active_.emplace(id, std::move(state));
@@ -300,7 +377,7 @@ void Engine::Release(RequestId id) {
   LS_CHECK(it != active_.end()) << "release of unknown request " << id;
   RequestState& r = *it->second;
   LS_CHECK(r.done()) << "release of request " << id << " without a terminal event";
-  residency_.Unpin(r.adapter_key);
+  residency_->Detach(id);
   if (r.request().deadline != absl::InfiniteFuture()) --num_with_deadline_;
   {
     absl::MutexLock lock(&mu_);
@@ -314,22 +391,44 @@ void Engine::PublishStats() {
   EngineStats s;
   s.running = scheduler_->NumRunning();
   s.waiting = scheduler_->NumWaiting();
-  s.pool_pages_free = kv_->NumFreeBlocks();
-  s.pool_pages_kv = kv_->NumTotalBlocks() - kv_->NumFreeBlocks();
-  s.pool_pages_adapter = 0;  // the stopgap row cache is outside the KV pool
-  s.adapters_device = model_->adapter_cache().num_resident();
-  s.adapters_host = catalog_->size();
+  const PoolStats pool = pool_->stats();
+  s.pool_pages_total = pool.total_pages;
+  s.pool_page_bytes = pool.page_bytes;
+  s.pool_pages_free = pool.free_pages;
+  s.pool_pages_kv = pool.kv_pages;
+  s.pool_pages_adapter = pool.adapter_pages;
+  const ResidencyStats rs = residency_->stats();
+  s.adapters_device = rs.device_ready;
+  s.adapters_copying = rs.device_copying;
+  s.adapters_host = catalog_->size();  // the catalog holds every host copy
+  s.adapter_loads_device_ok = rs.device_loads_ok;
+  s.adapter_loads_device_failed = rs.device_loads_failed;
+  s.adapter_evictions_total = rs.evictions;
+  std::vector<AdapterLoadEvent> events = residency_->TakeLoadEvents();
+  for (const AdapterLoadEvent& e : events) {
+    if (e.tier == AdapterLoadEvent::Tier::kHost) ++(e.ok ? host_loads_ok_ : host_loads_failed_);
+  }
+  s.adapter_loads_host_ok = host_loads_ok_;
+  s.adapter_loads_host_failed = host_loads_failed_;
   s.max_loras = options_.max_loras;
-  s.running_adapters = residency_.Names(scheduler_->RunningAdapters());
-  s.waiting_adapters = residency_.Names(scheduler_->WaitingAdapters());
+  s.running_adapters = residency_->Names(scheduler_->RunningAdapters());
+  s.waiting_adapters = residency_->Names(scheduler_->WaitingAdapters());
   s.preemptions_total = scheduler_->NumPreemptions();
-  s.adapter_pins = residency_.NumPins();
+  s.adapter_pins = residency_->NumPins();
   s.prompt_tokens_total = prompt_tokens_total_;
   s.generation_tokens_total = generation_tokens_total_;
+  residency_->RefreshTiers();
   absl::MutexLock lock(&mu_);
+  constexpr size_t kMaxLoadRecords = 4096;
+  for (const AdapterLoadEvent& e : events) {
+    if (load_records_.size() >= kMaxLoadRecords) load_records_.pop_front();
+    load_records_.push_back(AdapterLoadRecord{
+        e.tier == AdapterLoadEvent::Tier::kHost ? AdapterTier::kHost : AdapterTier::kDevice, e.ok,
+        e.seconds});
+  }
   sched_waiting_ = s.waiting;
   stats_ = std::move(s);
-  stats_current_ = inbox_.empty() && abort_inbox_.empty();
+  stats_current_ = inbox_.empty() && abort_inbox_.empty() && retire_inbox_.empty();
 }
 
 }  // namespace loraserve

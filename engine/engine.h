@@ -9,12 +9,14 @@
 // Every accepted request ends with exactly one terminal event.
 //
 // Adapters by name live in an AdapterCatalog (loads run on the caller's
-// thread). Memory is the model's stopgaps behind two seams:
-// EngineKvManager (KV blocks; engine_kv_manager.h) and
-// EngineAdapterResidency (pins, readiness, prefetch list;
-// engine_adapter_residency.h); the unified pool replaces their insides.
+// thread). Memory is one UnifiedPool (memory/unified_pool.h) whose pages hold
+// both KV blocks (EngineKvManager, engine_kv_manager.h) and adapter rank-rows
+// (EngineAdapterResidency, engine_adapter_residency.h: refs per accepted
+// request, pins per scheduled request, readiness after the host->pool copy,
+// prefetch of the scheduler's list, LRU eviction of idle adapters before KV
+// is refused). The model reads LoRA slices from the residency.
 //
-// Owns: backend, model, tokenizer, KV cache, scheduler, sampler, catalog,
+// Owns: backend, model, tokenizer, pool, scheduler, sampler, catalog,
 // residency, the engine thread and every accepted request's state.
 // Called by: the server (any thread), tests, benchmarks.
 // Thread-safety: every public method is thread-safe; sinks are called on the
@@ -37,7 +39,6 @@
 #include "engine/engine_adapter_residency.h"
 #include "engine/engine_api.h"
 #include "engine/engine_kv_manager.h"
-#include "engine/model/kv_cache.h"
 #include "engine/model/llama_model.h"
 #include "engine/model/tokenizer.h"
 #include "engine/request_state.h"
@@ -45,6 +46,7 @@
 #include "engine/scheduler/scheduler.h"
 #include "kernels/backend.h"
 #include "kernels/backend_kind.h"
+#include "memory/unified_pool.h"
 
 namespace loraserve {
 
@@ -58,11 +60,13 @@ struct EngineOptions {
   int32_t max_loras = 8;
   int32_t max_prefill_chunk = 0;
   int32_t max_lora_rank = 64;  // adapters above it are refused at load
-  // KV cache: kv_cache_blocks when > 0, else kv_cache_bytes worth of blocks.
+  // The unified pool (KV blocks and adapter rank-rows share its pages; one
+  // page = one KV block of block_tokens tokens for every layer): pool_bytes
+  // when > 0, else kv_cache_blocks pages when > 0, else kv_cache_bytes.
   int32_t block_tokens = 16;
+  int64_t pool_bytes = 0;
   int64_t kv_cache_blocks = 0;
   int64_t kv_cache_bytes = int64_t{256} << 20;
-  size_t adapter_cache_bytes = size_t{256} << 20;  // AdapterRowCache limit
   int32_t max_waiting = 1024;  // accepted, not yet running; beyond: ResourceExhausted
   // Seed policy: a request without a seed gets SplitMix64(seed + its
   // engine id) when set (reproducible runs), else a random-device seed.
@@ -88,6 +92,7 @@ class Engine final : public EngineApi {
   absl::Status UnloadAdapter(const std::string& name) override;
   std::vector<AdapterDescription> ListAdapters() const override;
   EngineStats Stats() const override;
+  std::vector<AdapterLoadRecord> TakeAdapterLoads() override;
   const Tokenizer& tokenizer() const override { return *tokenizer_; }
   int32_t vocab_size() const override { return vocab_size_; }
   int32_t max_context() const override { return max_context_; }
@@ -108,6 +113,7 @@ class Engine final : public EngineApi {
   struct Inbox {
     std::vector<std::unique_ptr<RequestState>> requests;
     std::vector<RequestId> aborts;
+    std::vector<AdapterKey> retires;  // unloaded adapter objects
   };
 
   explicit Engine(const Options& options) : options_(options) {}
@@ -124,6 +130,8 @@ class Engine final : public EngineApi {
   // batch was empty.
   bool Step();
   void FailBatch(const ScheduleResult& sched, const absl::Status& error);
+  // Ends waiting requests whose adapter can never become ready.
+  void FailUnloadable();
   // Ends `id` (its terminal event already pushed): unpin, forget.
   void Release(RequestId id);
   void PublishStats();
@@ -132,9 +140,10 @@ class Engine final : public EngineApi {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<LlamaModel> model_;
   std::unique_ptr<Tokenizer> tokenizer_;
-  std::unique_ptr<KvCache> kv_cache_;
   std::unique_ptr<AdapterCatalog> catalog_;
-  EngineAdapterResidency residency_;
+  // Declared in this order so they are destroyed kv_, residency_, pool_.
+  std::unique_ptr<UnifiedPool> pool_;
+  std::unique_ptr<EngineAdapterResidency> residency_;
   std::unique_ptr<EngineKvManager> kv_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Sampler> sampler_;
@@ -147,6 +156,8 @@ class Engine final : public EngineApi {
   int64_t num_with_deadline_ = 0;
   int64_t prompt_tokens_total_ = 0;
   int64_t generation_tokens_total_ = 0;
+  int64_t host_loads_ok_ = 0;
+  int64_t host_loads_failed_ = 0;
   ForwardOutput forward_out_;
   std::vector<StepOutput> step_outputs_;
 
@@ -154,6 +165,8 @@ class Engine final : public EngineApi {
   mutable absl::Mutex mu_;
   std::vector<std::unique_ptr<RequestState>> inbox_ ABSL_GUARDED_BY(mu_);
   std::vector<RequestId> abort_inbox_ ABSL_GUARDED_BY(mu_);
+  std::vector<AdapterKey> retire_inbox_ ABSL_GUARDED_BY(mu_);
+  std::deque<AdapterLoadRecord> load_records_ ABSL_GUARDED_BY(mu_);
   // request_id -> engine id, from acceptance to the terminal event.
   absl::flat_hash_map<std::string, RequestId> in_flight_ ABSL_GUARDED_BY(mu_);
   RequestId next_id_ ABSL_GUARDED_BY(mu_) = 1;

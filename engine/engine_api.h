@@ -123,6 +123,14 @@ struct LoadAdapterResult {
   bool already_loaded = false;  // same name and same path: a no-op
 };
 
+// One finished adapter load (loraserve_adapter_loads_total{tier,result},
+// loraserve_adapter_load_seconds). kHost: disk -> host; kDevice: host -> pool.
+struct AdapterLoadRecord {
+  AdapterTier tier = AdapterTier::kDevice;
+  bool ok = false;
+  double seconds = 0;
+};
+
 // A snapshot for metrics and readiness.
 struct EngineStats {
   int64_t running = 0;
@@ -140,6 +148,15 @@ struct EngineStats {
   // Counters since start (loraserve_*_tokens_total).
   int64_t prompt_tokens_total = 0;
   int64_t generation_tokens_total = 0;
+  // Unified pool and adapter residency (additive).
+  int64_t pool_pages_total = 0;
+  int64_t pool_page_bytes = 0;
+  int64_t adapters_copying = 0;               // host -> pool copies in flight
+  int64_t adapter_loads_device_ok = 0;        // loads_total{tier="device",result="ok"}
+  int64_t adapter_loads_device_failed = 0;    // ... result="error"
+  int64_t adapter_loads_host_ok = 0;          // loads_total{tier="host",result="ok"}
+  int64_t adapter_loads_host_failed = 0;      // ... result="error"
+  int64_t adapter_evictions_total = 0;        // idle adapters evicted from the pool
 };
 
 class EngineApi {
@@ -171,6 +188,9 @@ class EngineApi {
   virtual std::vector<AdapterDescription> ListAdapters() const = 0;
 
   virtual EngineStats Stats() const = 0;
+  // Adapter loads finished since the last call (bounded backlog; oldest
+  // dropped first), for the load-seconds histogram. Thread-safe.
+  virtual std::vector<AdapterLoadRecord> TakeAdapterLoads() { return {}; }
   // The model's tokenizer (immutable, thread-safe) and limits.
   virtual const Tokenizer& tokenizer() const = 0;
   virtual int32_t vocab_size() const = 0;

@@ -1,46 +1,36 @@
 #include "engine/engine_kv_manager.h"
 
-#include <algorithm>
+#include <utility>
 
 namespace loraserve {
 
-int64_t EngineKvManager::BlocksFor(int32_t tokens) const {
-  const int64_t bt = block_tokens();
-  return (int64_t{tokens} + bt - 1) / bt;
-}
-
 bool EngineKvManager::CanGrow(RequestId seq, int32_t new_total_tokens) const {
   auto it = tables_.find(seq);
-  const int64_t held = it == tables_.end() ? 0 : static_cast<int64_t>(it->second.size());
-  return std::max<int64_t>(0, BlocksFor(new_total_tokens) - held) <= cache_->num_free_blocks();
+  if (it != tables_.end()) return it->second.CanReserve(new_total_tokens);
+  const KvBlockTable empty(&pool_->allocator(), layout_.block_tokens);
+  return empty.CanReserve(new_total_tokens);
 }
 
 absl::Status EngineKvManager::Grow(RequestId seq, int32_t new_total_tokens) {
-  std::vector<int32_t>& table = tables_[seq];
-  absl::Status s = cache_->Reserve(&table, new_total_tokens);
-  if (table.empty()) tables_.erase(seq);
+  auto it = tables_.find(seq);
+  if (it == tables_.end()) {
+    it = tables_.emplace(seq, KvBlockTable(&pool_->allocator(), layout_.block_tokens)).first;
+  }
+  absl::Status s = it->second.Reserve(new_total_tokens);
+  if (it->second.num_blocks() == 0) tables_.erase(it);
   return s;
 }
 
-void EngineKvManager::Free(RequestId seq) {
-  auto it = tables_.find(seq);
-  if (it == tables_.end()) return;
-  cache_->Release(&it->second);
-  tables_.erase(it);
-}
+void EngineKvManager::Free(RequestId seq) { tables_.erase(seq); }
 
-int32_t EngineKvManager::NumFreeBlocks() const {
-  return static_cast<int32_t>(cache_->num_free_blocks());
-}
+int32_t EngineKvManager::NumFreeBlocks() const { return pool_->allocator().free_pages(); }
 
-int32_t EngineKvManager::NumTotalBlocks() const {
-  return static_cast<int32_t>(cache_->num_blocks());
-}
+int32_t EngineKvManager::NumTotalBlocks() const { return pool_->num_pages(); }
 
 std::span<const int32_t> EngineKvManager::Table(RequestId seq) const {
   auto it = tables_.find(seq);
   if (it == tables_.end()) return {};
-  return it->second;
+  return it->second.blocks();
 }
 
 }  // namespace loraserve

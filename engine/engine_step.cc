@@ -13,6 +13,11 @@ namespace loraserve {
 bool Engine::Step() {
   ScheduleResult sched = scheduler_->Schedule();
   const absl::Time scheduled_at = absl::Now();
+  // Pins move from this Schedule()'s IsReady calls to the requests that got
+  // in; preempted requests let theirs go (their adapter may be evicted).
+  for (RequestId id : sched.preempted) residency_->UnpinRequest(id);
+  for (const ScheduledSequence& s : sched.batch) residency_->PinRequest(s.seq->id());
+  residency_->EndSchedule();
 
   // Requests that can never fit (the scheduler has already dropped them).
   for (RequestId id : sched.failed) {
@@ -26,10 +31,12 @@ bool Engine::Step() {
            scheduled_at);
     Release(id);
   }
-  residency_.SetPrefetch(std::move(sched.prefetch));
+  residency_->Prefetch(sched.prefetch);
+  FailUnloadable();
   if (sched.batch.empty()) return false;
 
   ForwardBatch batch;
+  batch.lora = residency_.get();
   batch.sequences.reserve(sched.batch.size());
   for (const ScheduledSequence& s : sched.batch) {
     RequestState& r = *active_.at(s.seq->id());
@@ -43,7 +50,7 @@ bool Engine::Step() {
         static_cast<size_t>(s.start_position), static_cast<size_t>(s.num_new_tokens));
     step.num_cached = s.start_position;
     step.block_table = kv_->Table(r.id);
-    step.adapter = r.adapter;
+    step.adapter_id = r.adapter_key;
     step.compute_logits = s.sample;
     batch.sequences.push_back(std::move(step));
   }
@@ -74,6 +81,23 @@ bool Engine::Step() {
   scheduler_->OnStepDone(step_outputs_);  // frees the KV of ended requests
   for (RequestId id : ended) Release(id);
   return true;
+}
+
+void Engine::FailUnloadable() {
+  std::vector<RequestId> failed;
+  for (const auto& [id, r] : active_) {
+    if (r->adapter_key == kBaseModelAdapter || residency_->Pinned(id)) continue;
+    if (!residency_->AdapterError(r->adapter_key).ok()) failed.push_back(id);
+  }
+  const absl::Time now = absl::Now();
+  for (RequestId id : failed) {
+    RequestState& r = *active_.at(id);
+    scheduler_->Abort(id);
+    r.Fail(AnnotateStatus(residency_->AdapterError(r.adapter_key),
+                          absl::StrCat("adapter \"", r.request().adapter, "\" cannot be loaded")),
+           now);
+    Release(id);
+  }
 }
 
 void Engine::FailBatch(const ScheduleResult& sched, const absl::Status& error) {

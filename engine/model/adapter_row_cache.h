@@ -4,7 +4,9 @@
 // LoRA ops read (kernels/op_args.h LoraSlice). Keyed by adapter object: the
 // cache holds a shared_ptr, so an adapter's address is never reused while it
 // is cached, and a new adapter loaded under an old name is a new entry.
-// A stopgap until the unified pool's adapter residency (memory/) replaces it:
+// A stopgap: the engine reads adapters from the unified pool's residency
+// (ForwardBatch::lora); this cache serves only Forward calls without a
+// LoraSliceSource (the model tests).
 // bump allocation; when full, everything not needed by the current batch is
 // dropped and the needed adapters are repacked into a larger buffer.
 // Used by LlamaModel on the forward thread. Not thread-safe.

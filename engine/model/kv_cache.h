@@ -3,7 +3,9 @@
 // growth of per-sequence block tables. A stopgap until the unified page pool
 // (memory/) owns KV pages: the model only ever sees KvCacheView (base pointer
 // + layout) and block tables, so the pool plugs in without touching it.
-// Used by tests and the first engine loop. Not thread-safe.
+// The engine now runs on the unified pool (engine_kv_manager.h builds a
+// KvCacheView over it); KvCache itself is used only by the model tests.
+// Not thread-safe.
 #pragma once
 
 #include <cstdint>

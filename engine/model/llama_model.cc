@@ -99,8 +99,12 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, const KvCacheView& k
   const int64_t q_out = int64_t{c.num_attention_heads} * c.head_dim;
   const int64_t qkv_out = q_out + 2 * int64_t{c.num_key_value_heads} * c.head_dim;
 
-  RETURN_IF_ERROR(adapter_cache_->Prepare(w.adapters));
-  RETURN_IF_ERROR(lora_batch_->Build(*adapter_cache_, w.seg_adapters, w.seg_starts));
+  if (batch.lora != nullptr) {
+    RETURN_IF_ERROR(lora_batch_->Build(*batch.lora, w.seg_keys, w.seg_starts));
+  } else {
+    RETURN_IF_ERROR(adapter_cache_->Prepare(w.adapters));
+    RETURN_IF_ERROR(lora_batch_->Build(*adapter_cache_, w.seg_adapters, w.seg_starts));
+  }
 
   RETURN_IF_ERROR(GrowBuffer(b, w.x, t * hidden * elt));
   RETURN_IF_ERROR(GrowBuffer(b, w.h, t * hidden * elt));

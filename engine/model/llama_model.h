@@ -1,8 +1,9 @@
 // LlamaModel: the Llama-family forward pass (Llama 2/3, Mistral, Qwen2,
 // SmolLM) over a Backend, for a batch that mixes prefill chunks and decodes of
 // several sequences and several LoRA adapters of different ranks. Owns the
-// weights, the adapter row cache, the RoPE frequencies and a workspace that
-// grows to the largest batch seen.
+// weights, the RoPE frequencies, a workspace that grows to the largest batch
+// seen, and an adapter row cache used only when the batch brings no
+// LoraSliceSource (the engine passes its unified-pool residency instead).
 //
 // Per layer: RMSNorm -> fused qkv GEMM (+ LoRA slices q,k,v) -> RoPE ->
 // write K/V into the paged cache -> paged attention -> o GEMM (+ LoRA) ->
@@ -39,13 +40,18 @@ struct SequenceStep {
   std::span<const int32_t> tokens;       // the new tokens this step (>= 1)
   int32_t num_cached = 0;                // tokens already in its KV cache
   std::span<const int32_t> block_table;  // covers num_cached + tokens.size() tokens
-  std::shared_ptr<const PeftAdapter> adapter;  // nullptr = base model
+  std::shared_ptr<const PeftAdapter> adapter;  // nullptr = base model (no lora source)
+  uint64_t adapter_id = 0;  // with ForwardBatch::lora: the adapter key; 0 = base model
   bool compute_logits = true;            // logits of the last new token
   bool all_logits = false;               // logits of every new token (overrides the above)
 };
 
 struct ForwardBatch {
   std::vector<SequenceStep> sequences;
+  // When set, LoRA slices come from here by SequenceStep::adapter_id (the
+  // engine's unified pool) and `adapter` is ignored; when null, the model's
+  // own AdapterRowCache packs SequenceStep::adapter.
+  const LoraSliceSource* lora = nullptr;
 };
 
 struct ForwardOutput {

@@ -72,17 +72,26 @@ absl::Status LlamaModel::Plan(const ForwardBatch& batch, const KvCacheView& kv,
 
   Workspace& w = *ws_;
   // Group by adapter, stable: base (-1) first, then adapters by first appearance.
-  absl::flat_hash_map<const PeftAdapter*, int32_t> group_of;
+  // The group key is the adapter id with a lora source, else the object.
+  const bool by_id = batch.lora != nullptr;
+  absl::flat_hash_map<uint64_t, int32_t> group_of;
   w.adapters.clear();
   std::vector<int32_t> group(seqs.size());
+  std::vector<uint64_t> group_keys;
+  std::vector<const PeftAdapter*> group_adapters;
   for (size_t i = 0; i < seqs.size(); ++i) {
-    const PeftAdapter* a = seqs[i].adapter.get();
-    if (a == nullptr) {
+    const PeftAdapter* a = by_id ? nullptr : seqs[i].adapter.get();
+    const uint64_t key = by_id ? seqs[i].adapter_id : reinterpret_cast<uintptr_t>(a);
+    if (key == 0) {
       group[i] = -1;
       continue;
     }
-    auto [it, inserted] = group_of.try_emplace(a, static_cast<int32_t>(w.adapters.size()));
-    if (inserted) w.adapters.push_back(seqs[i].adapter);
+    auto [it, inserted] = group_of.try_emplace(key, static_cast<int32_t>(group_keys.size()));
+    if (inserted) {
+      group_keys.push_back(key);
+      group_adapters.push_back(a);
+      if (!by_id) w.adapters.push_back(seqs[i].adapter);
+    }
     group[i] = it->second;
   }
   w.order.resize(seqs.size());
@@ -106,16 +115,20 @@ absl::Status LlamaModel::Plan(const ForwardBatch& batch, const KvCacheView& kv,
   w.seq_lens.clear();
   w.block_tables.assign(seqs.size() * static_cast<size_t>(w.max_blocks), 0);
   w.seg_adapters.clear();
+  w.seg_keys.clear();
   w.seg_starts.clear();
+  int32_t last_group = -1;
   std::vector<int32_t> row_begin(seqs.size());
   for (size_t k = 0; k < w.order.size(); ++k) {
     const int32_t i = w.order[k];
     const SequenceStep& s = seqs[i];
     const int32_t begin = static_cast<int32_t>(w.tokens.size());
     row_begin[i] = begin;
-    if (group[i] >= 0 && (w.seg_adapters.empty() || w.seg_adapters.back() != s.adapter.get())) {
-      w.seg_adapters.push_back(s.adapter.get());
+    if (group[i] >= 0 && group[i] != last_group) {
+      w.seg_adapters.push_back(group_adapters[group[i]]);
+      w.seg_keys.push_back(group_keys[group[i]]);
       w.seg_starts.push_back(begin);
+      last_group = group[i];
     }
     for (size_t t = 0; t < s.tokens.size(); ++t) {
       const int64_t pos = s.num_cached + static_cast<int64_t>(t);

@@ -47,7 +47,8 @@ struct LlamaModel::Workspace {
   // Grouping: order[k] = caller index of the k-th sequence laid out.
   std::vector<int32_t> order;
   std::vector<std::shared_ptr<const PeftAdapter>> adapters;  // distinct, first appearance
-  std::vector<const PeftAdapter*> seg_adapters;              // per LoRA segment
+  std::vector<const PeftAdapter*> seg_adapters;              // per LoRA segment (row cache)
+  std::vector<uint64_t> seg_keys;                            // per LoRA segment (lora source)
   std::vector<int32_t> seg_starts;                           // [segments + 1]
 };
 

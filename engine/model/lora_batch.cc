@@ -36,24 +36,37 @@ LoraSliceColumns LoraGroupColumns(const ModelConfig& config, LoraGroup group) {
 absl::Status LoraBatch::Build(const AdapterRowCache& cache,
                               const std::vector<const PeftAdapter*>& adapters,
                               const std::vector<int32_t>& seg_starts) {
-  num_segments_ = static_cast<int32_t>(adapters.size());
+  return BuildFrom(cache.rows_base(), adapters.size(), seg_starts,
+                   [&](size_t g, int l, LoraModule m) { return cache.Slice(adapters[g], l, m); });
+}
+
+absl::Status LoraBatch::Build(const LoraSliceSource& source, const std::vector<uint64_t>& keys,
+                              const std::vector<int32_t>& seg_starts) {
+  return BuildFrom(source.rows_base(), keys.size(), seg_starts,
+                   [&](size_t g, int l, LoraModule m) { return source.Slice(keys[g], l, m); });
+}
+
+absl::Status LoraBatch::BuildFrom(const void* rows_base, size_t num_segments,
+                                  const std::vector<int32_t>& seg_starts,
+                                  absl::FunctionRef<LoraSlice(size_t, int, LoraModule)> slice) {
+  num_segments_ = static_cast<int32_t>(num_segments);
   max_rank_ = 0;
-  rows_base_ = cache.rows_base();
+  rows_base_ = rows_base;
   active_.assign(static_cast<size_t>(num_layers_) * kNumLoraGroups, false);
   table_index_.assign(static_cast<size_t>(num_layers_) * kNumLoraGroups, 0);
   slices_.clear();
   seg_starts_ = seg_starts;
   if (num_segments_ == 0) return absl::OkStatus();
-  LS_CHECK_EQ(seg_starts.size(), adapters.size() + 1);
+  LS_CHECK_EQ(seg_starts.size(), num_segments + 1);
 
   for (int l = 0; l < num_layers_; ++l) {
     for (int g = 0; g < kNumLoraGroups; ++g) {
       const size_t key = static_cast<size_t>(l) * kNumLoraGroups + g;
       table_index_[key] = static_cast<int64_t>(slices_.size());
       const std::vector<LoraModule> modules = LoraGroupModules(static_cast<LoraGroup>(g));
-      for (const PeftAdapter* adapter : adapters) {
+      for (size_t seg = 0; seg < num_segments; ++seg) {
         for (LoraModule m : modules) {
-          const LoraSlice s = cache.Slice(adapter, l, m);
+          const LoraSlice s = slice(seg, l, m);
           if (s.rank > 0) active_[key] = true;
           max_rank_ = std::max(max_rank_, s.rank);
           slices_.push_back(s);

@@ -1,9 +1,11 @@
 // LoraBatch: the LoRA metadata of one forward step. Tokens are already
 // grouped by adapter into segments; for every layer and every fused
 // projection group (qkv, o, gate_up, down) it builds the LoraSlice table the
-// LoRA ops read ([num_segments, num_slices], pointing into AdapterRowCache)
+// LoRA ops read ([num_segments, num_slices], pointing into the adapter rows)
 // and uploads it with the segment starts into one backend buffer (reused
-// across steps, grown on demand).
+// across steps, grown on demand). The slices come either from the model's own
+// AdapterRowCache (keyed by adapter object; model tests) or from a
+// LoraSliceSource (keyed by adapter id: the engine's unified-pool residency).
 // Owned by LlamaModel; rebuilt each step on the forward thread. Not thread-safe.
 #pragma once
 
@@ -11,6 +13,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "engine/model/adapter_row_cache.h"
 #include "engine/model/model_config.h"
@@ -27,6 +30,19 @@ std::vector<LoraModule> LoraGroupModules(LoraGroup group);
 // Output columns of each slice in the group's fused output.
 LoraSliceColumns LoraGroupColumns(const ModelConfig& config, LoraGroup group);
 
+// Where a step's LoRA slices come from when the adapters live outside the
+// model (the engine's unified pool: memory/adapter_residency.h). Every key in
+// a batch must be ready (Slice valid) for the whole Forward. Called on the
+// forward thread only.
+class LoraSliceSource {
+ public:
+  virtual ~LoraSliceSource() = default;
+  // The base every LoraSlice's row offsets count from.
+  virtual const void* rows_base() const = 0;
+  // The LoRA of (layer, module) of adapter `key` (rank 0 where it has none).
+  virtual LoraSlice Slice(uint64_t key, int layer, LoraModule module) const = 0;
+};
+
 class LoraBatch {
  public:
   LoraBatch(Backend* backend, int num_layers) : backend_(backend), num_layers_(num_layers) {}
@@ -36,6 +52,10 @@ class LoraBatch {
   // batch with no LoRA.
   [[nodiscard]] absl::Status Build(const AdapterRowCache& cache,
                                    const std::vector<const PeftAdapter*>& adapters,
+                                   const std::vector<int32_t>& seg_starts);
+  // The same with slices from `source`, segment g using adapter keys[g].
+  [[nodiscard]] absl::Status Build(const LoraSliceSource& source,
+                                   const std::vector<uint64_t>& keys,
                                    const std::vector<int32_t>& seg_starts);
 
   // True when some segment has a LoRA on some slice of (layer, group).
@@ -48,6 +68,11 @@ class LoraBatch {
   int32_t max_rank() const { return max_rank_; }
 
  private:
+  // Fills the tables from slice(g, layer, module) and uploads them.
+  absl::Status BuildFrom(const void* rows_base, size_t num_segments,
+                         const std::vector<int32_t>& seg_starts,
+                         absl::FunctionRef<LoraSlice(size_t, int, LoraModule)> slice);
+
   Backend* backend_;
   int num_layers_;
   int32_t num_segments_ = 0;

@@ -177,4 +177,19 @@ inline std::shared_ptr<RecordingSink> RunAlone(Engine& e, GenerationRequest r) {
   return sink;
 }
 
+// Unified-pool pages each fixture adapter takes (FixtureAdapters() order),
+// measured on a roomy pool: one request each, then the idle adapter's pages.
+inline std::vector<int64_t> MeasureAdapterPages() {
+  auto engine = MakeEngine(TestOptions());
+  std::vector<int64_t> pages;
+  if (engine == nullptr) return pages;
+  for (const std::string& a : FixtureAdapters()) {
+    const int64_t before = engine->Stats().pool_pages_adapter;
+    auto sink = RunAlone(*engine, Greedy("m_" + a, a, {1, 2, 3}, 1));
+    EXPECT_TRUE(engine->WaitIdle(absl::Seconds(10)).ok());
+    pages.push_back(engine->Stats().pool_pages_adapter - before);
+  }
+  return pages;
+}
+
 }  // namespace loraserve::testing

@@ -15,8 +15,10 @@
 #include <fstream>
 #include <map>
 #include <sstream>
+#include <thread>
 
 #include "engine/adapters/peft_adapter.h"
+#include "engine/engine_adapter_residency.h"
 #include "engine/model/kv_cache.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -161,9 +163,11 @@ class LlamaModelTest : public ::testing::TestWithParam<std::string> {
       st.num_cached = s->cached;
       st.block_table = s->table;
       st.adapter = s->adapter;
+      if (lora_ != nullptr) st.adapter_id = PoolKey(s->adapter);
       st.all_logits = s->cached < static_cast<int32_t>(s->golden->prompt.size());
       batch.sequences.push_back(st);
     }
+    batch.lora = lora_.get();
     ForwardOutput out;
     const absl::Status status = model_->Forward(batch, kv_->view(), &out);
     ASSERT_TRUE(status.ok()) << status;
@@ -223,8 +227,49 @@ class LlamaModelTest : public ::testing::TestWithParam<std::string> {
     for (Seq& s : seqs) kv_->Release(&s.table);
   }
 
+  // LoRA slices from a unified pool (the engine's path) instead of the
+  // model's own row cache.
+  void UsePool() {
+    const ModelConfig& c = model_->config();
+    PoolGeometry g;
+    g.num_layers = c.num_hidden_layers;
+    g.num_kv_heads = c.num_key_value_heads;
+    g.head_dim = static_cast<int32_t>(c.head_dim);
+    g.block_tokens = kBlockTokens;
+    g.max_row_elems = std::max<int64_t>(
+        {c.hidden_size, c.intermediate_size, int64_t{c.num_attention_heads} * c.head_dim});
+    auto page = ComputePageBytes(g, backend_->elt_size());
+    ASSERT_TRUE(page.ok()) << page.status();
+    auto pool = UnifiedPool::Create({backend_, *page, *page * 1024});
+    ASSERT_TRUE(pool.ok()) << pool.status();
+    pool_ = std::move(pool).value();
+    auto lora = EngineAdapterResidency::Create({pool_.get(), nullptr, 0});
+    ASSERT_TRUE(lora.ok()) << lora.status();
+    lora_ = std::move(lora).value();
+  }
+  // The pool key of `a` (0 = base), registered and made ready on first use.
+  uint64_t PoolKey(const std::shared_ptr<const PeftAdapter>& a) {
+    if (a == nullptr) return 0;
+    auto [it, inserted] = pool_keys_.try_emplace(a.get(), pool_keys_.size() + 1);
+    const uint64_t key = it->second;
+    if (!inserted) return key;
+    EXPECT_TRUE(lora_->Attach(key, key, a->path(), a->path(), a, true).ok());
+    lora_->PinRequest(key);
+    lora_->Prefetch({key});
+    for (int i = 0; i < 5000 && !lora_->IsReady(key); ++i) {
+      lora_->Poll();
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    EXPECT_TRUE(lora_->IsReady(key)) << a->path();
+    lora_->EndSchedule();  // IsReady's scheduling pins; the request pin stays
+    return key;
+  }
+
   static Backend* backend_;
   size_t adapter_cache_bytes_ = 0;
+  std::unique_ptr<UnifiedPool> pool_;
+  std::unique_ptr<EngineAdapterResidency> lora_;  // after pool_: destroyed first
+  std::map<const PeftAdapter*, uint64_t> pool_keys_;
   std::string dir_;
   std::unique_ptr<LlamaModel> model_;
   std::unique_ptr<KvCache> kv_;
@@ -256,6 +301,21 @@ TEST_P(LlamaModelTest, AllGoldenCasesInOneMixedBatch) {
   for (const Seq& s : seqs) worst = std::max(worst, ExpectMatchesGolden(s));
   std::cout << "[ golden ] " << GetParam() << ": " << seqs.size()
             << " cases in one batch, max |logit - HF| = " << worst << "\n";
+  Release(seqs);
+}
+
+// The engine's path: adapters packed into unified-pool pages, slices from a
+// LoraSliceSource; the same goldens within the same tolerance.
+TEST_P(LlamaModelTest, AllGoldenCasesInOneMixedBatchFromThePool) {
+  UsePool();
+  if (HasFatalFailure()) return;
+  std::vector<Seq> seqs;
+  for (const GoldenCase& g : goldens_) seqs.push_back(NewSeq(g));
+  std::vector<Seq*> ptrs;
+  for (Seq& s : seqs) ptrs.push_back(&s);
+  RunTogether(ptrs, 3);
+  for (const Seq& s : seqs) ExpectMatchesGolden(s);
+  EXPECT_EQ(model_->adapter_cache().num_resident(), 0);
   Release(seqs);
 }
 
