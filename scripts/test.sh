@@ -29,4 +29,4 @@ cmake --build "$build_dir" -j "$jobs"
 echo "== test"
 # ASan cannot run alongside the CUDA driver's address-space reservations;
 # GPU tests skip themselves on machines without a device anyway.
-ctest --test-dir "$build_dir" --output-on-failure -j "$jobs" ${CTEST_ARGS:-}
+ctest --test-dir "$build_dir" --output-on-failure --timeout 300 -j "$jobs" ${CTEST_ARGS:-}

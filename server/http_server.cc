@@ -5,6 +5,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "common/logging.h"
 
 namespace loraserve {
@@ -51,6 +53,16 @@ absl::StatusOr<std::unique_ptr<HttpServer>> HttpServer::Start(Options options) {
     self->port_ = options.port;
   }
   self->thread_ = std::thread([raw] { raw->server_->listen_after_bind(); });
+  // httplib's stop() is a no-op until the accept loop runs, so a Stop() that
+  // raced ahead of it would leave the thread listening forever: wait for it.
+  const absl::Time deadline = absl::Now() + absl::Seconds(10);
+  while (!srv.is_running()) {
+    if (absl::Now() > deadline) {
+      srv.stop();
+      return absl::InternalError("HTTP: the accept loop did not start within 10 s");
+    }
+    absl::SleepFor(absl::Milliseconds(1));
+  }
   LS_LOG(INFO) << "HTTP /metrics and /health listening on " << options.host << ":"
                << self->port_;
   return self;

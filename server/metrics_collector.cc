@@ -4,7 +4,7 @@
 
 namespace loraserve {
 
-std::string MetricsCollector::Scrape(const EngineApi* engine) {
+std::string MetricsCollector::Scrape(EngineApi* engine) {
   if (engine != nullptr) {
     const EngineStats s = engine->Stats();
     metrics_.SetRequestCounts(s.running, s.waiting);
@@ -19,6 +19,11 @@ std::string MetricsCollector::Scrape(const EngineApi* engine) {
       if (delta > 0) preemptions_seen_ = s.preemptions_total;
     }
     if (delta > 0) metrics_.OnPreemptions(delta);
+    for (const AdapterLoadRecord& r : engine->TakeAdapterLoads()) {
+      // Loads into the device pool (host -> pool copy) or into host memory
+      // (disk -> host); the label values DESIGN.md names.
+      metrics_.OnAdapterLoad(r.tier == AdapterTier::kDevice ? "device" : "host", r.ok, r.seconds);
+    }
   }
   return metrics_.Serialize();
 }

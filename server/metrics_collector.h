@@ -24,8 +24,9 @@ class MetricsCollector {
   explicit MetricsCollector(const ServerMetrics::Options& options) : metrics_(options) {}
 
   // Refreshes the gauges from `engine` (may be null: gauges stay as they
-  // are) and returns the text exposition.
-  std::string Scrape(const EngineApi* engine);
+  // are), drains its adapter-load records into the load counters/histogram,
+  // and returns the text exposition.
+  std::string Scrape(EngineApi* engine);
 
   void OnRequestFinished(const RequestMetrics& m) { metrics_.OnRequestFinished(m); }
   void OnAdapterLoad(const std::string& tier, bool ok, double seconds) {
