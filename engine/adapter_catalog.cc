@@ -18,7 +18,7 @@ absl::StatusOr<AdapterCatalog::LoadResult> AdapterCatalog::Load(const std::strin
   auto check_taken = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> std::optional<absl::StatusOr<LoadResult>> {
     auto it = by_name_.find(name);
     if (it == by_name_.end()) return std::nullopt;
-    if (it->second.path == path) return LoadResult{it->second, /*already_loaded=*/true};
+    if (it->second.path == path) return LoadResult{it->second, /*already_loaded=*/true, nullptr};
     return absl::StatusOr<LoadResult>(absl::AlreadyExistsError(
         absl::StrCat("adapter \"", name, "\" is already loaded from ", it->second.path,
                      "; unload it before loading ", path)));
@@ -38,13 +38,16 @@ absl::StatusOr<AdapterCatalog::LoadResult> AdapterCatalog::Load(const std::strin
   e.name = name;
   e.path = path;
   e.key = next_key_++;
-  e.adapter = std::shared_ptr<const PeftAdapter>(std::move(loaded));
+  std::shared_ptr<const PeftAdapter> adapter(std::move(loaded));
+  e.ranks = adapter->ranks();
+  e.target_modules = adapter->target_modules();
+  e.bytes = adapter->bytes();
   e.loaded_at = absl::Now();
   LS_LOG(INFO) << "adapter \"" << name << "\" loaded from " << path << " (key " << e.key
-               << ", max rank " << e.adapter->max_rank() << ", " << e.adapter->bytes()
-               << " bytes) in " << absl::FormatDuration(e.loaded_at - start);
+               << ", max rank " << adapter->max_rank() << ", " << e.bytes << " bytes) in "
+               << absl::FormatDuration(e.loaded_at - start);
   by_name_[name] = e;
-  return LoadResult{std::move(e), false};
+  return LoadResult{std::move(e), false, std::move(adapter)};
 }
 
 absl::Status AdapterCatalog::Unload(const std::string& name) {
@@ -85,11 +88,9 @@ AdapterDescription AdapterCatalog::Describe(const Entry& entry) {
   AdapterDescription d;
   d.name = entry.name;
   d.path = entry.path;
-  for (int r : entry.adapter->ranks()) d.ranks.push_back(r);
-  for (LoraModule m : entry.adapter->target_modules()) {
-    d.target_modules.emplace_back(LoraModuleName(m));
-  }
-  d.bytes = entry.adapter->bytes();
+  for (int r : entry.ranks) d.ranks.push_back(r);
+  for (LoraModule m : entry.target_modules) d.target_modules.emplace_back(LoraModuleName(m));
+  d.bytes = entry.bytes;
   d.tier = AdapterTier::kHost;
   return d;
 }

@@ -1,12 +1,16 @@
 // AdapterCatalog: the adapters the engine serves, by name (the admin API's
-// view): name -> one loaded PeftAdapter object, its path and its AdapterKey.
-// Load parses the PEFT directory on the CALLER's thread (PeftAdapter::Load)
-// outside the lock, so admin loads never stall the engine loop. Unload removes
-// the name at once; requests already accepted keep the shared_ptr of the
-// object they started with. A later load under the same name is a new object
-// with a new key, so no request ever reads another adapter's weights.
+// view): name -> its PEFT directory (the disk tier), its metadata (ranks,
+// target modules, bytes) and its AdapterKey. It does NOT keep the weights:
+// Load parses and validates the PEFT directory on the CALLER's thread
+// (PeftAdapter::Load) outside the lock, so errors come back synchronously and
+// admin loads never stall the engine loop, and hands the loaded object back
+// to the caller (the engine puts it in its budgeted host cache). Unload
+// removes the name at once; requests already accepted keep their AdapterKey
+// (the residency keeps that object alive). A later load under the same name
+// is a new object with a new key, so no request ever reads another adapter's
+// weights.
 //
-// Owns: the name table and shared ownership of each loaded adapter.
+// Owns: the name table.
 // Called by: Engine (Submit lookups, LoadAdapter / UnloadAdapter /
 // ListAdapters) from any thread. Thread-safe (one internal mutex).
 #pragma once
@@ -38,12 +42,16 @@ class AdapterCatalog {
     std::string name;
     std::string path;
     AdapterKey key = kBaseModelAdapter;
-    std::shared_ptr<const PeftAdapter> adapter;
+    std::vector<int> ranks;                   // PeftAdapter::ranks()
+    std::vector<LoraModule> target_modules;   // PeftAdapter::target_modules()
+    size_t bytes = 0;                         // host bytes of the loaded copy
     absl::Time loaded_at = absl::InfinitePast();
   };
   struct LoadResult {
     Entry entry;
     bool already_loaded = false;
+    // The freshly loaded object (null when already_loaded).
+    std::shared_ptr<const PeftAdapter> loaded;
   };
 
   explicit AdapterCatalog(Options options) : options_(std::move(options)) {}

@@ -32,6 +32,11 @@ absl::Status Engine::Init() {
   const Options& o = options_;
   if (o.max_waiting < 1) return absl::InvalidArgumentError("engine: max_waiting must be >= 1");
   if (o.block_tokens < 1) return absl::InvalidArgumentError("engine: block_tokens must be >= 1");
+  if (o.max_cpu_loras < 0 || (o.max_cpu_loras > 0 && o.max_cpu_loras < o.max_loras)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("engine: max_cpu_loras (", o.max_cpu_loras,
+                     ") must be 0 (unlimited) or >= max_loras (", o.max_loras, ")"));
+  }
   const absl::Time start = absl::Now();
   LS_LOG(INFO) << "engine: loading " << o.model_dir << " on " << BackendKindName(o.backend);
   BackendOptions bo;
@@ -72,9 +77,8 @@ absl::Status Engine::Init() {
   ASSIGN_OR_RETURN(pool_, UnifiedPool::Create(po));
   EngineAdapterResidency::Options ro;
   ro.pool = pool_.get();
-  // Unlimited: the catalog keeps every loaded adapter's host copy alive
-  // anyway, so dropping the cache's reference would only cause disk reloads.
-  ro.host_budget_bytes = 0;
+  ro.host_budget_bytes = o.host_cache_bytes;
+  ro.host_max_adapters = o.max_cpu_loras;
   ro.loader = [base = config, load = AdapterLoadOptions{.max_rank = o.max_lora_rank}](
                   const std::string& path)
       -> absl::StatusOr<std::shared_ptr<const AdapterWeights>> {
@@ -153,7 +157,7 @@ absl::Status Engine::Submit(GenerationRequest request, std::shared_ptr<Generatio
           absl::StrCat("adapter \"", state->request().adapter, "\" is not loaded"));
     }
     state->adapter_key = adapter->key;
-    state->adapter = adapter->adapter;
+    state->adapter_path = adapter->path;
   }
   if (shutting_down_) return absl::UnavailableError("engine is shutting down");
   if (in_flight_.contains(request_id)) {
@@ -181,11 +185,16 @@ absl::StatusOr<LoadAdapterResult> Engine::LoadAdapter(const std::string& name,
                                                       const std::string& path) {
   ASSIGN_OR_RETURN(AdapterCatalog::LoadResult loaded, catalog_->Load(name, path));
   if (!loaded.already_loaded) {
-    if (absl::Status fits = residency_->CheckFits(*loaded.entry.adapter); !fits.ok()) {
+    if (absl::Status fits = residency_->CheckFits(*loaded.loaded); !fits.ok()) {
       (void)UnloadAdapter(name);
       return absl::InvalidArgumentError(
           absl::StrCat("adapter \"", name, "\" cannot be served: ", fits.message()));
     }
+    // Before the name can be retired: UnloadAdapter's retire comes after it.
+    residency_->QueueHostCopy(loaded.entry.key, loaded.entry.path, std::move(loaded.loaded));
+    absl::MutexLock lock(&mu_);
+    host_copies_queued_ = true;
+    stats_current_ = false;
   }
   LoadAdapterResult r;
   r.adapter = AdapterCatalog::Describe(loaded.entry);
@@ -211,7 +220,13 @@ std::vector<AdapterDescription> Engine::ListAdapters() const {
     AdapterDescription d = AdapterCatalog::Describe(e);
     d.in_use = residency_->InUse(e.key);
     d.last_used = residency_->LastUsed(e.key);
-    if (residency_->OnDevice(e.key)) d.tier = AdapterTier::kDevice;
+    if (residency_->OnDevice(e.key)) {
+      d.tier = AdapterTier::kDevice;
+    } else if (residency_->OnHost(e.key)) {
+      d.tier = AdapterTier::kHost;
+    } else {
+      d.tier = AdapterTier::kDisk;
+    }
     out.push_back(std::move(d));
   }
   return out;
@@ -263,7 +278,8 @@ Engine::Inbox Engine::TakeInbox(bool idle, bool* shutting_down, absl::Time* shut
   absl::MutexLock lock(&mu_);
   if (idle) {
     auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return !inbox_.empty() || !abort_inbox_.empty() || !retire_inbox_.empty() || shutting_down_;
+      return !inbox_.empty() || !abort_inbox_.empty() || !retire_inbox_.empty() ||
+             host_copies_queued_ || shutting_down_;
     };
     // Copies in flight finish on their own: poll for them soon.
     const absl::Duration wait = residency_->Copying()
@@ -275,6 +291,7 @@ Engine::Inbox Engine::TakeInbox(bool idle, bool* shutting_down, absl::Time* shut
   in.requests.swap(inbox_);
   in.aborts.swap(abort_inbox_);
   in.retires.swap(retire_inbox_);
+  host_copies_queued_ = false;
   *shutting_down = shutting_down_;
   *shutdown_deadline = shutdown_deadline_;
   return in;
@@ -290,6 +307,9 @@ void Engine::Loop() {
     // Nothing to run (or nothing runnable, e.g. adapters still loading):
     // sleep until the inbox has work or idle_poll passes.
     Inbox in = TakeInbox(active_.empty() || !worked, &shutting_down, &shutdown_deadline);
+    // Before the admissions (their requests may use these adapters) and the
+    // retires (an unload comes after its load).
+    residency_->ApplyHostCopies();
     for (auto& r : in.requests) Admit(std::move(r));
     // After the admissions: requests accepted before an unload hold their ref.
     for (AdapterKey key : in.retires) residency_->Retire(key);
@@ -331,8 +351,7 @@ void Engine::Admit(std::unique_ptr<RequestState> state) {
   if (state->adapter_key != kBaseModelAdapter) {
     const std::optional<AdapterCatalog::Entry> current = catalog_->Find(state->request().adapter);
     const bool is_current = current.has_value() && current->key == state->adapter_key;
-    const std::string path = state->adapter->path();
-    s = residency_->Attach(id, state->adapter_key, state->request().adapter, path, state->adapter,
+    s = residency_->Attach(id, state->adapter_key, state->request().adapter, state->adapter_path,
                            is_current);
     if (!s.ok()) {  // not reachable: Attach registers unknown adapters
       scheduler_->Abort(id);
@@ -400,7 +419,7 @@ void Engine::PublishStats() {
   const ResidencyStats rs = residency_->stats();
   s.adapters_device = rs.device_ready;
   s.adapters_copying = rs.device_copying;
-  s.adapters_host = catalog_->size();  // the catalog holds every host copy
+  s.adapters_host = residency_->NumOnHost();
   s.adapter_loads_device_ok = rs.device_loads_ok;
   s.adapter_loads_device_failed = rs.device_loads_failed;
   s.adapter_evictions_total = rs.evictions;
@@ -428,7 +447,8 @@ void Engine::PublishStats() {
   }
   sched_waiting_ = s.waiting;
   stats_ = std::move(s);
-  stats_current_ = inbox_.empty() && abort_inbox_.empty() && retire_inbox_.empty();
+  stats_current_ = inbox_.empty() && abort_inbox_.empty() && retire_inbox_.empty() &&
+                   !host_copies_queued_;
 }
 
 }  // namespace loraserve

@@ -8,8 +8,9 @@
 // OnStepDone (finished requests free their KV and unpin their adapter).
 // Every accepted request ends with exactly one terminal event.
 //
-// Adapters by name live in an AdapterCatalog (loads run on the caller's
-// thread). Memory is one UnifiedPool (memory/unified_pool.h) whose pages hold
+// Adapters by name live in an AdapterCatalog (loads and validation run on
+// the caller's thread; the catalog keeps path + metadata, the loaded copy
+// goes to the residency's budgeted host cache). Memory is one UnifiedPool (memory/unified_pool.h) whose pages hold
 // both KV blocks (EngineKvManager, engine_kv_manager.h) and adapter rank-rows
 // (EngineAdapterResidency, engine_adapter_residency.h: refs per accepted
 // request, pins per scheduled request, readiness after the host->pool copy,
@@ -60,6 +61,14 @@ struct EngineOptions {
   int32_t max_loras = 8;
   int32_t max_prefill_chunk = 0;
   int32_t max_lora_rank = 64;  // adapters above it are refused at load
+  // The host tier (DESIGN.md, "Residency tiers"): loaded adapters kept in
+  // host memory, LRU by last use; adapters referenced by accepted requests
+  // are never dropped. A dropped adapter is reloaded from its PEFT directory
+  // (off the engine thread) when a request needs it again.
+  // max_cpu_loras: adapters at most (vLLM --max-cpu-loras); 0 = unlimited,
+  // else >= max_loras. host_cache_bytes: their bytes at most; 0 = unlimited.
+  int32_t max_cpu_loras = 0;
+  size_t host_cache_bytes = 0;
   // The unified pool (KV blocks and adapter rank-rows share its pages; one
   // page = one KV block of block_tokens tokens for every layer): pool_bytes
   // when > 0, else kv_cache_blocks pages when > 0, else kv_cache_bytes.
@@ -166,6 +175,7 @@ class Engine final : public EngineApi {
   std::vector<std::unique_ptr<RequestState>> inbox_ ABSL_GUARDED_BY(mu_);
   std::vector<RequestId> abort_inbox_ ABSL_GUARDED_BY(mu_);
   std::vector<AdapterKey> retire_inbox_ ABSL_GUARDED_BY(mu_);
+  bool host_copies_queued_ ABSL_GUARDED_BY(mu_) = false;  // LoadAdapter queued one
   std::deque<AdapterLoadRecord> load_records_ ABSL_GUARDED_BY(mu_);
   // request_id -> engine id, from acceptance to the terminal event.
   absl::flat_hash_map<std::string, RequestId> in_flight_ ABSL_GUARDED_BY(mu_);

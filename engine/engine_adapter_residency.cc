@@ -13,6 +13,7 @@ absl::StatusOr<std::unique_ptr<EngineAdapterResidency>> EngineAdapterResidency::
   auto r = std::unique_ptr<EngineAdapterResidency>(new EngineAdapterResidency());
   HostAdapterCache::Options ho;
   ho.budget_bytes = options.host_budget_bytes;
+  ho.max_entries = options.host_max_adapters;
   ho.loader = options.loader;
   ASSIGN_OR_RETURN(r->host_, HostAdapterCache::Create(ho));
   AdapterResidency::Options ro;
@@ -43,14 +44,31 @@ LoraSlice EngineAdapterResidency::Slice(uint64_t key, int layer, LoraModule modu
   return residency_->Slice(key, layer, static_cast<int>(module));
 }
 
+void EngineAdapterResidency::QueueHostCopy(AdapterKey key, std::string path,
+                                           std::shared_ptr<const PeftAdapter> adapter) {
+  absl::MutexLock lock(&mu_);
+  on_host_.insert(key);
+  pending_host_.push_back(HostCopy{key, std::move(path), std::move(adapter)});
+}
+
+void EngineAdapterResidency::ApplyHostCopies() {
+  std::vector<HostCopy> pending;
+  {
+    absl::MutexLock lock(&mu_);
+    pending.swap(pending_host_);
+  }
+  for (HostCopy& c : pending) {
+    if (host_->Contains(c.key)) continue;
+    host_->Add(c.key, std::move(c.path), std::move(c.adapter));
+  }
+}
+
 absl::Status EngineAdapterResidency::Attach(RequestId id, AdapterKey key, const std::string& name,
-                                            const std::string& path,
-                                            std::shared_ptr<const PeftAdapter> adapter,
-                                            bool current) {
+                                            const std::string& path, bool current) {
   LS_CHECK_NE(key, kBaseModelAdapter);
   LS_CHECK(!holders_.contains(id)) << "request " << id << " attached twice";
   if (!residency_->Known(key)) {
-    if (!host_->Contains(key)) host_->Add(key, path, std::move(adapter));
+    if (!host_->Contains(key)) host_->Add(key, path, nullptr);  // on disk only
     residency_->Register(key);
   }
   ASSIGN_OR_RETURN(AdapterRef ref, residency_->Acquire(key));
@@ -61,6 +79,7 @@ absl::Status EngineAdapterResidency::Attach(RequestId id, AdapterKey key, const 
   absl::MutexLock lock(&mu_);
   Info& info = info_[key];
   info.name = name;
+  if (info.in_use == 0) host_->SetInUse(key, true);
   ++info.in_use;
   ++total_in_use_;
   info.last_used = absl::Now();
@@ -90,11 +109,18 @@ void EngineAdapterResidency::Detach(RequestId id) {
   auto info = info_.find(key);
   if (info == info_.end()) return;
   --total_in_use_;
-  if (--info->second.in_use == 0 && !known) info_.erase(info);
+  if (--info->second.in_use == 0) {
+    host_->SetInUse(key, false);  // may drop idle host copies beyond the budget
+    if (!known) info_.erase(info);
+  }
 }
 
 void EngineAdapterResidency::Retire(AdapterKey key) {
-  if (residency_->Known(key)) residency_->Retire(key);
+  if (residency_->Known(key)) {
+    residency_->Retire(key);
+  } else {
+    host_->Remove(key);  // loaded but never attached: only the host cache has it
+  }
   if (!residency_->Known(key)) {
     absl::MutexLock lock(&mu_);
     auto info = info_.find(key);
@@ -132,8 +158,17 @@ std::vector<AdapterLoadEvent> EngineAdapterResidency::TakeLoadEvents() {
 }
 
 void EngineAdapterResidency::RefreshTiers() {
+  const std::vector<AdapterId> on_host = host_->OnHostIds();
   absl::MutexLock lock(&mu_);
   for (auto& [key, info] : info_) info.on_device = residency_->IsReady(key);
+  on_host_.clear();
+  on_host_.insert(on_host.begin(), on_host.end());
+  for (const HostCopy& c : pending_host_) on_host_.insert(c.key);
+}
+
+bool EngineAdapterResidency::OnHost(AdapterKey key) const {
+  absl::MutexLock lock(&mu_);
+  return on_host_.contains(key);
 }
 
 int32_t EngineAdapterResidency::InUse(AdapterKey key) const {

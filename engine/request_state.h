@@ -52,7 +52,7 @@ class RequestState {
   // Set by the engine at acceptance.
   RequestId id = 0;
   AdapterKey adapter_key = kBaseModelAdapter;
-  std::shared_ptr<const PeftAdapter> adapter;  // nullptr = base model
+  std::string adapter_path;  // its PEFT directory (disk tier); empty = base model
 
   const GenerationRequest& request() const { return request_; }
   // prompt ++ generated; the model reads spans of it.

@@ -113,15 +113,39 @@ std::vector<HostAdapterCache::LoadDone> HostAdapterCache::Poll() {
   return done;
 }
 
+bool HostAdapterCache::OnHost(AdapterId id) const {
+  auto it = entries_.find(id);
+  return it != entries_.end() && it->second.weights != nullptr;
+}
+
+std::vector<AdapterId> HostAdapterCache::OnHostIds() const {
+  std::vector<AdapterId> out;
+  for (const auto& [id, e] : entries_) {
+    if (e.weights != nullptr) out.push_back(id);
+  }
+  return out;
+}
+
+void HostAdapterCache::SetInUse(AdapterId id, bool in_use) {
+  auto it = entries_.find(id);
+  if (it == entries_.end() || it->second.in_use == in_use) return;
+  it->second.in_use = in_use;
+  if (!in_use) EnforceBudget(/*keep=*/0);
+}
+
+bool HostAdapterCache::OverBudget() const {
+  return (options_.budget_bytes > 0 && bytes_ > options_.budget_bytes) ||
+         (options_.max_entries > 0 && on_host_ > options_.max_entries);
+}
+
 void HostAdapterCache::EnforceBudget(AdapterId keep) {
-  if (options_.budget_bytes == 0) return;
-  while (bytes_ > options_.budget_bytes) {
+  while (OverBudget()) {
     Entry* victim = nullptr;
     for (auto& [id, e] : entries_) {
-      if (id == keep || e.weights == nullptr) continue;
+      if (id == keep || e.in_use || e.weights == nullptr) continue;
       if (victim == nullptr || e.last_use < victim->last_use) victim = &e;
     }
-    if (victim == nullptr) return;  // only `keep` is left: keep it even above budget
+    if (victim == nullptr) return;  // only `keep` / in-use copies left: keep them above budget
     SetWeights(*victim, nullptr);
   }
 }

@@ -2,8 +2,11 @@
 // tiers": device pool <- host cache <- disk). Holds loaded adapters (fp32
 // rank-rows, AdapterWeights) under a byte budget, keyed by AdapterId, each
 // with the source it was loaded from (the PEFT directory: the disk tier).
-// When over budget the least recently used host copies are dropped; a later
-// Get of such an id reloads it from its source on the loader thread.
+// When over budget (bytes, or number of adapters) the least recently used
+// host copies are dropped, never one marked in use (SetInUse: referenced by
+// accepted requests); a later Get of such an id reloads it from its source on
+// the loader thread. When only in-use copies are left the cache stays above
+// its budget until they are released.
 //
 // Disk -> host loads run on a worker thread through the Loader callback the
 // engine supplies (it runs the PEFT loader); their results are handed back
@@ -41,6 +44,7 @@ class HostAdapterCache {
   struct Options {
     size_t budget_bytes = 0;  // 0 = unlimited; one adapter above it is still kept alone
     Loader loader;            // required for disk loads
+    int32_t max_entries = 0;  // host copies at most (vLLM --max-cpu-loras); 0 = unlimited
   };
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<HostAdapterCache>> Create(
       const Options& options);
@@ -64,6 +68,13 @@ class HostAdapterCache {
   // Forgets `id`: its host copy is dropped; a load in flight is discarded.
   void Remove(AdapterId id);
   bool Contains(AdapterId id) const { return entries_.contains(id); }
+  // True when `id`'s host copy is in memory (not only on disk).
+  bool OnHost(AdapterId id) const;
+  // The ids whose host copy is in memory.
+  std::vector<AdapterId> OnHostIds() const;
+  // In use (referenced by accepted requests): its host copy is never dropped
+  // for the budget. Releasing it enforces the budget again.
+  void SetInUse(AdapterId id, bool in_use);
 
   // The host copy of `id` (marked most recently used), or null while it is
   // only on disk, in which case a load is started. Null for unknown ids.
@@ -87,6 +98,7 @@ class HostAdapterCache {
     bool loading = false;
     uint64_t generation = 0;  // bumps on Remove/StartLoad: stale loads are discarded
     uint64_t last_use = 0;
+    bool in_use = false;
     absl::Status error;
   };
   struct Finished {
@@ -99,6 +111,7 @@ class HostAdapterCache {
   explicit HostAdapterCache(Options options) : options_(std::move(options)) {}
   void SetWeights(Entry& e, std::shared_ptr<const AdapterWeights> w);
   void EnforceBudget(AdapterId keep);
+  bool OverBudget() const;
 
   Options options_;
   absl::flat_hash_map<AdapterId, Entry> entries_;

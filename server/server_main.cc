@@ -125,6 +125,7 @@ int main(int argc, char** argv) {
     eo.max_loras = options->max_loras;
     eo.max_lora_rank = options->max_lora_rank;
     eo.max_waiting = options->max_queue;
+    eo.max_cpu_loras = options->max_cpu_loras;
     if (options->pool_bytes > 0) eo.pool_bytes = options->pool_bytes;
     LS_LOG(INFO) << "loading model " << eo.model_dir << " on the "
                  << loraserve::BackendKindName(eo.backend) << " backend";

@@ -23,7 +23,7 @@ ABSL_FLAG(std::string, adapter_root, "",
           "Directory LoadAdapter paths must resolve inside (relative paths are relative to it)");
 ABSL_FLAG(int, max_loras, 16, "Maximum number of distinct adapters in one batch");
 ABSL_FLAG(int, max_lora_rank, 64, "Maximum LoRA rank the server accepts");
-ABSL_FLAG(int, max_cpu_loras, 0, "Adapters kept in the host cache (0 = max_loras)");
+ABSL_FLAG(int, max_cpu_loras, 0, "Adapters kept loaded in host memory, LRU; others reload from disk when needed (0 = unlimited; else >= --max-loras)");
 ABSL_FLAG(std::vector<std::string>, lora_modules, {},
           "Adapters loaded at startup: name=path[,name=path...]; repeatable");
 ABSL_FLAG(int, max_num_seqs, 256, "Maximum number of running requests");

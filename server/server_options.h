@@ -39,7 +39,7 @@ struct ServerOptions {
   std::string adapter_root;            // --adapter-root: LoadAdapter paths must lie inside
   int max_loras = 16;                  // --max-loras: adapters in one batch
   int max_lora_rank = 64;              // --max-lora-rank
-  int max_cpu_loras = 0;               // --max-cpu-loras: host cache size; 0 = max_loras
+  int max_cpu_loras = 0;               // --max-cpu-loras: adapters in host memory; 0 = unlimited
   std::vector<LoraModuleSpec> lora_modules;  // --lora-modules name=path,...: loaded at startup
 
   // Scheduler and memory.

@@ -253,7 +253,9 @@ class LlamaModelTest : public ::testing::TestWithParam<std::string> {
     auto [it, inserted] = pool_keys_.try_emplace(a.get(), pool_keys_.size() + 1);
     const uint64_t key = it->second;
     if (!inserted) return key;
-    EXPECT_TRUE(lora_->Attach(key, key, a->path(), a->path(), a, true).ok());
+    lora_->QueueHostCopy(key, a->path(), a);
+    lora_->ApplyHostCopies();
+    EXPECT_TRUE(lora_->Attach(key, key, a->path(), a->path(), true).ok());
     lora_->PinRequest(key);
     lora_->Prefetch({key});
     for (int i = 0; i < 5000 && !lora_->IsReady(key); ++i) {
