@@ -10,10 +10,6 @@
 namespace loraserve {
 namespace {
 
-bool Contains(const std::vector<int32_t>& ids, int32_t id) {
-  return std::find(ids.begin(), ids.end(), id) != ids.end();
-}
-
 GenerationFinish ToGenerationFinish(FinishReason reason) {
   switch (reason) {
     case FinishReason::kStop:
@@ -79,15 +75,12 @@ RequestState::RequestState(GenerationRequest request, std::shared_ptr<Generation
                            SamplerState sampler, StopChecker stop, const RequestLimits& limits)
     : request_(std::move(request)),
       sink_(std::move(sink)),
-      max_context_(limits.max_context),
       sampler_(std::move(sampler)),
       stop_(std::move(stop)),
       decoder_(limits.tokenizer, /*skip_special_tokens=*/true) {
   tokens_ = std::move(request_.prompt_ids);
   request_.prompt_ids.clear();
   num_prompt_tokens_ = static_cast<int32_t>(tokens_.size());
-  if (!request_.stopping.ignore_eos) end_token_ids_ = limits.eos_token_ids;
-  for (int32_t t : request_.stopping.stop_token_ids) end_token_ids_.push_back(t);
   const absl::Time now = absl::Now();
   timings_.accepted = now;
   timings_.arrival = request_.arrival == absl::InfinitePast() ? now : request_.arrival;
@@ -114,17 +107,13 @@ void RequestState::PushTerminal(GenerationEvent event, absl::Time now) {
 bool RequestState::OnToken(const SampledToken& sampled, absl::Time now) {
   LS_CHECK(!done_) << "request " << request_.request_id << ": token after the terminal event";
   const int32_t token = sampled.token;
+  // Will this token end generation for a reason other than a stop string?
+  // Then the detokenizer's held-back bytes are flushed with it.
+  const bool end_token = stop_.IsEndToken(token);
+  const bool end_by_count = stop_.NextTokenReachesLimit();
   tokens_.push_back(token);
   if (timings_.first_token == absl::InfinitePast()) timings_.first_token = now;
   timings_.last_token = now;
-
-  // Will this token end generation for a reason other than a stop string?
-  // Then the detokenizer's held-back bytes are flushed with it.
-  const int32_t out = num_output_tokens();
-  const bool end_token = Contains(end_token_ids_, token);
-  const bool end_by_count =
-      (request_.stopping.max_tokens.has_value() && out >= *request_.stopping.max_tokens) ||
-      num_prompt_tokens_ + out >= max_context_;
   std::string text;
   std::string flushed;  // held-back text of earlier tokens, flushed at an end token
   if (end_token) {

@@ -85,8 +85,6 @@ class RequestState {
   std::shared_ptr<GenerationSink> sink_;
   std::vector<int32_t> tokens_;
   int32_t num_prompt_tokens_ = 0;
-  int32_t max_context_ = 0;
-  std::vector<int32_t> end_token_ids_;  // eos (unless ignore_eos) + stop_token_ids
   SamplerState sampler_;
   StopChecker stop_;
   IncrementalDecoder decoder_;

@@ -126,12 +126,22 @@ size_t StopChecker::HeldSuffixLength() const {
   return 0;
 }
 
+bool StopChecker::IsEndToken(int32_t token) const {
+  return (!config_.ignore_eos && Contains(config_.eos_token_ids, token)) ||
+         Contains(config_.stop_token_ids, token);
+}
+
+bool StopChecker::NextTokenReachesLimit() const {
+  const int32_t next = num_output_tokens_ + 1;
+  return (config_.max_tokens.has_value() && next >= *config_.max_tokens) ||
+         static_cast<int64_t>(config_.num_prompt_tokens) + next >= config_.context_length;
+}
+
 StopUpdate StopChecker::Append(int32_t token, std::string_view text) {
   LS_CHECK(!finished_) << "StopChecker::Append after the request finished";
   ++num_output_tokens_;
 
-  if ((!config_.ignore_eos && Contains(config_.eos_token_ids, token)) ||
-      Contains(config_.stop_token_ids, token)) {
+  if (IsEndToken(token)) {
     FinishInfo info;
     info.reason = FinishReason::kStop;
     info.matched_token = token;

@@ -86,6 +86,13 @@ class StopChecker {
   // called after finished().
   StopUpdate Append(int32_t token, std::string_view text);
 
+  // Whether Append(token, ...) will end generation for a reason that does not
+  // depend on text: an eos / stop token id (whose own text is dropped), or
+  // max_tokens / the context length being reached by this token. Callers use
+  // it to flush a detokenizer before the final Append.
+  bool IsEndToken(int32_t token) const;
+  bool NextTokenReachesLimit() const;
+
   bool finished() const { return finished_; }
   int32_t num_output_tokens() const { return num_output_tokens_; }
   // Text held back as a possible stop-string prefix.

@@ -240,5 +240,39 @@ TEST(StopCheckerTest, CreateValidatesAndNamesTheField) {
   EXPECT_TRUE(StopChecker::Create(ok).ok());
 }
 
+// The predictions a caller uses to flush its detokenizer must agree with
+// what Append then decides.
+TEST(StopChecker, PredictsTokenAndLimitEndsBeforeAppend) {
+  StopConfig c = Config();
+  c.stop_token_ids = {7};
+  c.max_tokens = 3;
+  absl::StatusOr<StopChecker> sc = StopChecker::Create(c);
+  ASSERT_TRUE(sc.ok()) << sc.status();
+  EXPECT_TRUE(sc->IsEndToken(2));  // eos
+  EXPECT_TRUE(sc->IsEndToken(7));  // stop token id
+  EXPECT_FALSE(sc->IsEndToken(kText));
+  EXPECT_FALSE(sc->NextTokenReachesLimit());  // token 1 of 3
+  EXPECT_FALSE(sc->Append(kText, "a").finish.has_value());
+  EXPECT_FALSE(sc->NextTokenReachesLimit());  // token 2 of 3
+  EXPECT_FALSE(sc->Append(kText, "b").finish.has_value());
+  EXPECT_TRUE(sc->NextTokenReachesLimit());  // token 3 of 3
+  StopUpdate last = sc->Append(kText, "c");
+  ASSERT_TRUE(last.finish.has_value());
+  EXPECT_EQ(last.finish->reason, FinishReason::kLength);
+
+  StopConfig ignore = Config();
+  ignore.ignore_eos = true;
+  ignore.context_length = 7;  // prompt 5: the 2nd output token fills the context
+  absl::StatusOr<StopChecker> ig = StopChecker::Create(ignore);
+  ASSERT_TRUE(ig.ok()) << ig.status();
+  EXPECT_FALSE(ig->IsEndToken(2));
+  EXPECT_FALSE(ig->NextTokenReachesLimit());
+  EXPECT_FALSE(ig->Append(2, "x").finish.has_value());
+  EXPECT_TRUE(ig->NextTokenReachesLimit());
+  StopUpdate full = ig->Append(kText, "y");
+  ASSERT_TRUE(full.finish.has_value());
+  EXPECT_EQ(full.finish->reason, FinishReason::kContextLength);
+}
+
 }  // namespace
 }  // namespace loraserve
