@@ -128,12 +128,11 @@ bool RequestState::OnToken(const SampledToken& sampled, absl::Time now) {
     text = *std::move(step);
     if (end_by_count) text += decoder_.Finish();
   }
-  StopUpdate update = stop_.Append(token, text);
+  StopUpdate update = stop_.Append(token, end_token ? flushed : text);
 
   GenerationEvent delta = NewEvent(GenerationEvent::Kind::kDelta, now);
   delta.token_ids.push_back(token);
   delta.text = std::move(update.text);
-  delta.text += flushed;
   if (sampled.has_logprobs) {
     TokenLogprobEntry lp;
     lp.token_id = token;

@@ -147,11 +147,20 @@ int Generate(const Globals& g, const std::vector<std::string>& args, size_t i, s
   return kCliOk;
 }
 
+// "never" or an RFC 3339 UTC time with milliseconds.
+std::string LastUsed(double unix_seconds) {
+  if (unix_seconds <= 0) return "never";
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E3SZ",
+                          absl::UnixEpoch() + absl::Milliseconds(static_cast<int64_t>(
+                                                  unix_seconds * 1000.0)),
+                          absl::UTCTimeZone());
+}
+
 void PrintAdapter(const v1::AdapterInfo& a, std::ostream& out) {
   out << a.name() << "\t" << a.path() << "\tranks=" << absl::StrJoin(a.ranks(), ",")
       << "\tmodules=" << absl::StrJoin(a.target_modules(), ",") << "\tbytes=" << a.bytes()
       << "\ttier=" << v1::ResidencyTier_Name(a.tier()) << "\tin_use=" << a.in_use()
-      << "\tlast_used=" << a.last_used_unix_seconds() << "\n";
+      << "\tlast_used=" << LastUsed(a.last_used_unix_seconds()) << "\n";
 }
 
 int Adapters(const Globals& g, const std::vector<std::string>& args, size_t i, std::ostream& out,

@@ -141,13 +141,8 @@ StopUpdate StopChecker::Append(int32_t token, std::string_view text) {
   LS_CHECK(!finished_) << "StopChecker::Append after the request finished";
   ++num_output_tokens_;
 
-  if (IsEndToken(token)) {
-    FinishInfo info;
-    info.reason = FinishReason::kStop;
-    info.matched_token = token;
-    return Finish(std::move(info), std::move(pending_));  // the token's own text is dropped
-  }
-
+  // For an end token `text` is earlier tokens' held-back text (never the end
+  // token's own), so a stop string inside it still wins: it came first.
   pending_.append(text);
   size_t best_pos = std::string::npos;
   const std::string* best = nullptr;
@@ -163,6 +158,12 @@ StopUpdate StopChecker::Append(int32_t token, std::string_view text) {
     info.reason = FinishReason::kStop;
     info.matched_stop_string = *best;
     return Finish(std::move(info), pending_.substr(0, best_pos));
+  }
+  if (IsEndToken(token)) {
+    FinishInfo info;
+    info.reason = FinishReason::kStop;
+    info.matched_token = token;
+    return Finish(std::move(info), std::move(pending_));
   }
 
   if (config_.max_tokens.has_value() && num_output_tokens_ >= *config_.max_tokens) {

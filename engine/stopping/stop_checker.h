@@ -82,8 +82,11 @@ class StopChecker {
   // ...) when the config is out of range.
   static absl::StatusOr<StopChecker> Create(StopConfig config);
 
-  // Accounts one generated token and the text it completes. Must not be
-  // called after finished().
+  // Accounts one generated token and the text it completes. For an end token
+  // (IsEndToken) `text` must not hold that token's own text (it is never
+  // emitted), only text of earlier tokens the caller held back, e.g. a
+  // detokenizer's flushed bytes: it is still checked for stop strings. Must not
+  // be called after finished().
   StopUpdate Append(int32_t token, std::string_view text);
 
   // Whether Append(token, ...) will end generation for a reason that does not

@@ -135,7 +135,7 @@ TEST(StopCheckerTest, UnicodeStopStrings) {
 
 TEST(StopCheckerTest, EosAndStopTokenIds) {
   // eos: the token stops generation, its text is dropped, held text released.
-  StopRun eos = Feed(Config({"##"}), {{kText, "a#"}, {2, "</s>"}});
+  StopRun eos = Feed(Config({"##"}), {{kText, "a#"}, {2, ""}});
   EXPECT_THAT(eos.emitted, ElementsAreArray({"a", "#"}));
   ASSERT_TRUE(eos.finish.has_value());
   EXPECT_EQ(eos.finish->reason, FinishReason::kStop);
@@ -151,11 +151,27 @@ TEST(StopCheckerTest, EosAndStopTokenIds) {
   StopConfig stop_ids = Config();
   stop_ids.ignore_eos = true;
   stop_ids.stop_token_ids = {7};
-  StopRun stopped = Feed(stop_ids, {{kText, "a"}, {7, "<x>"}});
+  StopRun stopped = Feed(stop_ids, {{kText, "a"}, {7, ""}});
   ASSERT_TRUE(stopped.finish.has_value());
   EXPECT_EQ(stopped.finish->reason, FinishReason::kStop);
   EXPECT_EQ(stopped.finish->matched_token, 7);
   EXPECT_EQ(stopped.Joined(), "a");
+}
+
+TEST(StopCheckerTest, TextFlushedWithAnEndTokenIsStillCheckedForStops) {
+  // A detokenizer flushes held-back bytes of earlier tokens with the eos token:
+  // a stop string completed by them ends generation there, before the eos.
+  StopRun run = Feed(Config({"##"}), {{kText, "a#"}, {2, "#b"}});
+  ASSERT_TRUE(run.finish.has_value());
+  EXPECT_EQ(run.finish->matched_stop_string, "##");
+  EXPECT_FALSE(run.finish->matched_token.has_value());
+  EXPECT_EQ(run.Joined(), "a");
+
+  // Without a stop inside it, the flushed text is emitted and eos ends it.
+  StopRun plain = Feed(Config({"##"}), {{kText, "a#"}, {2, "b"}});
+  ASSERT_TRUE(plain.finish.has_value());
+  EXPECT_EQ(plain.finish->matched_token, 2);
+  EXPECT_EQ(plain.Joined(), "a#b");
 }
 
 TEST(StopCheckerTest, MaxTokensIsLength) {

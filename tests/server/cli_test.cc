@@ -68,6 +68,7 @@ TEST_F(CliTest, AdaptersLoadListUnloadAndErrors) {
   ASSERT_EQ(Run({"adapters", "list"}), kCliOk);
   EXPECT_NE(out_.str().find("fr\t"), std::string::npos);
   EXPECT_NE(out_.str().find("tier=RESIDENCY_TIER_HOST"), std::string::npos);
+  EXPECT_NE(out_.str().find("last_used=never"), std::string::npos) << out_.str();
   ASSERT_EQ(Run({"generate", "--adapter", "nope", "hi"}), kCliRpcError);
   EXPECT_NE(err_.str().find("error: NOT_FOUND: "), std::string::npos) << err_.str();
   ASSERT_EQ(Run({"adapters", "load", "x", "../etc"}), kCliRpcError);
