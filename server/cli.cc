@@ -15,6 +15,7 @@
 #include "server/admin_service.h"
 #include "server/grpc_status.h"
 #include "server/health_client.h"
+#include "server/request_convert.h"
 
 namespace loraserve {
 namespace {
@@ -50,21 +51,6 @@ void SetDeadline(grpc::ClientContext* ctx, double seconds) {
 
 std::shared_ptr<grpc::Channel> Channel(const std::string& addr) {
   return grpc::CreateChannel(addr, grpc::InsecureChannelCredentials());
-}
-
-const char* FinishName(v1::FinishReason r) {
-  switch (r) {
-    case v1::FINISH_REASON_STOP:
-      return "stop";
-    case v1::FINISH_REASON_LENGTH:
-      return "length";
-    case v1::FINISH_REASON_CONTEXT_LENGTH:
-      return "context_length";
-    case v1::FINISH_REASON_CANCELLED:
-      return "cancelled";
-    default:
-      return "unspecified";
-  }
 }
 
 int Generate(const Globals& g, const std::vector<std::string>& args, size_t i, std::ostream& out,
@@ -141,7 +127,7 @@ int Generate(const Globals& g, const std::vector<std::string>& args, size_t i, s
         << "\n";
     return kCliRpcError;
   }
-  err << "[" << terminal->request_id() << " finished: " << FinishName(terminal->finished().reason())
+  err << "[" << terminal->request_id() << " finished: " << FinishReasonName(terminal->finished().reason())
       << ", prompt_tokens=" << terminal->usage().prompt_tokens()
       << ", completion_tokens=" << terminal->usage().completion_tokens() << "]\n";
   return kCliOk;

@@ -170,4 +170,19 @@ v1::GenerateResponse ToGenerateResponse(const GenerationEvent& event,
   return out;
 }
 
+const char* FinishReasonName(v1::FinishReason reason) {
+  switch (reason) {
+    case v1::FINISH_REASON_STOP:
+      return "stop";
+    case v1::FINISH_REASON_LENGTH:
+      return "length";
+    case v1::FINISH_REASON_CONTEXT_LENGTH:
+      return "context_length";
+    case v1::FINISH_REASON_CANCELLED:
+      return "cancelled";
+    default:
+      return "unspecified";
+  }
+}
+
 }  // namespace loraserve

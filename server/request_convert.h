@@ -30,6 +30,10 @@ absl::StatusOr<GenerationRequest> ToGenerationRequest(const v1::GenerateRequest&
 
 v1::FinishReason ToProtoFinishReason(GenerationFinish finish);
 
+// "stop", "length", "context_length", "cancelled" or "unspecified" (the
+// engine's and the metrics' spelling), for clients and tools.
+const char* FinishReasonName(v1::FinishReason reason);
+
 // The response message for one engine event.
 v1::GenerateResponse ToGenerateResponse(const GenerationEvent& event,
                                         const std::string& request_id);

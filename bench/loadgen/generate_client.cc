@@ -14,26 +14,12 @@
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "grpcpp/grpcpp.h"
+#include "server/request_convert.h"
 
 namespace loraserve::loadgen {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-const char* FinishReasonName(v1::FinishReason reason) {
-  switch (reason) {
-    case v1::FINISH_REASON_STOP:
-      return "stop";
-    case v1::FINISH_REASON_LENGTH:
-      return "length";
-    case v1::FINISH_REASON_CONTEXT_LENGTH:
-      return "context_length";
-    case v1::FINISH_REASON_CANCELLED:
-      return "cancelled";
-    default:
-      return "unspecified";
-  }
-}
 
 class GenerateCall;
 
