@@ -1,5 +1,8 @@
 #include "kernels/backend.h"
 
+#include "absl/strings/str_cat.h"
+#include "common/strings.h"
+
 namespace loraserve {
 
 void DeviceBuffer::Reset() {
@@ -8,6 +11,25 @@ void DeviceBuffer::Reset() {
   data_ = nullptr;
   bytes_ = 0;
 }
+
+void HostBuffer::Reset() {
+  if (owner_ != nullptr && data_ != nullptr) owner_->FreeHostBuffer(data_, bytes_);
+  owner_ = nullptr;
+  data_ = nullptr;
+  bytes_ = 0;
+}
+
+absl::StatusOr<HostBuffer> Backend::AllocateHost(size_t /*bytes*/) {
+  return absl::UnimplementedError(
+      absl::StrCat("AllocateHost: not supported by backend \"", Sv(name()), "\""));
+}
+
+absl::StatusOr<Backend::MemoryInfo> Backend::GetMemoryInfo() {
+  return absl::UnimplementedError(
+      absl::StrCat("GetMemoryInfo: not supported by backend \"", Sv(name()), "\""));
+}
+
+void Backend::FreeHostBuffer(void* /*data*/, size_t /*bytes*/) noexcept {}
 
 void Stream::Reset() {
   if (owner_ != nullptr) owner_->DestroyStream(native_);

@@ -17,7 +17,8 @@
 //
 // Thread-safety: one Backend may be used from several threads (the engine
 // thread computes while a prefetch thread copies), but each stream from one
-// thread at a time. DeviceBuffer/Stream/Event handles must not outlive it.
+// thread at a time. DeviceBuffer/HostBuffer/Stream/Event handles must not
+// outlive it.
 #pragma once
 
 #include <cstddef>
@@ -50,6 +51,20 @@ class Backend {
   // ---------------------------------------------------------------- memory
   // A zero-byte request returns an empty buffer. ResourceExhausted when out of memory.
   virtual absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) = 0;
+  // Host memory for asynchronous copies (see HostBuffer): cudaHostAlloc
+  // (pinned) on CUDA, 64-byte-aligned heap on CPU. A zero-byte request returns
+  // an empty buffer; ResourceExhausted when out of memory. The default (for
+  // test doubles that wrap another backend) is Unimplemented; every real
+  // backend overrides it together with FreeHostBuffer.
+  virtual absl::StatusOr<HostBuffer> AllocateHost(size_t bytes);
+  // Free and total bytes of the memory Allocate draws from (device memory on
+  // CUDA, physical RAM on CPU), for sizing the unified pool. The default (test
+  // doubles) is Unimplemented.
+  struct MemoryInfo {
+    size_t free_bytes = 0;
+    size_t total_bytes = 0;
+  };
+  virtual absl::StatusOr<MemoryInfo> GetMemoryInfo();
   // Asynchronous on CUDA: `src` (host) must stay valid until the stream passes the copy.
   virtual absl::Status CopyToDevice(void* dst /* [bytes] */, const void* src /* host [bytes] */,
                                     size_t bytes, StreamRef stream) = 0;
@@ -170,15 +185,20 @@ class Backend {
 
   // Handle constructors for subclasses.
   DeviceBuffer MakeBuffer(void* data, size_t bytes) { return DeviceBuffer(this, data, bytes); }
+  HostBuffer MakeHostBuffer(void* data, size_t bytes) { return HostBuffer(this, data, bytes); }
   Stream MakeStream(void* native) { return Stream(this, native); }
   Event MakeEvent(void* native) { return Event(this, native); }
 
  private:
   friend class DeviceBuffer;
+  friend class HostBuffer;
   friend class Stream;
   friend class Event;
   // Called by the handles' destructors.
   virtual void FreeBuffer(void* data, size_t bytes) noexcept = 0;
+  // Frees what AllocateHost returned (the default does nothing: the default
+  // AllocateHost never allocates).
+  virtual void FreeHostBuffer(void* data, size_t bytes) noexcept;
   virtual void DestroyStream(void* native) noexcept = 0;
   virtual void DestroyEvent(void* native) noexcept = 0;
 };

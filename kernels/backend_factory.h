@@ -16,12 +16,13 @@ struct BackendOptions {
   // the caller included; 0 = std::thread::hardware_concurrency(). OpenBLAS
   // keeps its own threads (OPENBLAS_NUM_THREADS).
   int num_threads = 0;
-  // CUDA: device ordinal.
+  // CUDA: device ordinal among the visible devices (CudaBackend::Options::device_index).
   int device = 0;
 };
 
-// The backend of `kind`. kCuda is Unimplemented until the CUDA backend lands
-// (and FailedPrecondition when the binary has no CUDA).
+// The backend of `kind`. kCuda is FailedPrecondition naming the problem when
+// the binary has no CUDA backend or no CUDA device is visible (with
+// --device=auto the server resolves to the CPU first: ResolveBackendKind).
 absl::StatusOr<std::unique_ptr<Backend>> CreateBackend(BackendKind kind,
                                                        const BackendOptions& options);
 

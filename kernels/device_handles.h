@@ -1,5 +1,6 @@
 // Move-only handles for backend resources: DeviceBuffer (one allocation),
-// Stream and Event, plus StreamRef, the non-owning stream argument every op
+// HostBuffer (host memory for fast async copies: pinned on CUDA), Stream and
+// Event, plus StreamRef, the non-owning stream argument every op
 // launcher takes. A handle releases its resource through the Backend that made
 // it, so the Backend must outlive every handle it returned (checked by nothing:
 // the engine owns the backend for the life of the process).
@@ -56,6 +57,53 @@ class DeviceBuffer {
  private:
   friend class Backend;
   DeviceBuffer(Backend* owner, void* data, size_t bytes)
+      : owner_(owner), data_(data), bytes_(bytes) {}
+
+  Backend* owner_ = nullptr;
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// Host memory from Backend::AllocateHost: page-locked (pinned) on CUDA, so
+// CopyToDevice / CopyToHost to and from it are true asynchronous DMA (the
+// pinned host tier of adapter residency and the prefetcher's copies); 64-byte
+// aligned heap memory on CPU. Readable and writable by the host at any time;
+// the caller must not free or rewrite it while a copy that uses it is still
+// in flight (wait for an event first). Frees itself on destruction. Empty
+// when default-constructed, moved from, or allocated with zero bytes.
+class HostBuffer {
+ public:
+  HostBuffer() = default;
+  ~HostBuffer() { Reset(); }
+  HostBuffer(HostBuffer&& other) noexcept { *this = std::move(other); }
+  HostBuffer& operator=(HostBuffer&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      std::swap(owner_, other.owner_);
+      std::swap(data_, other.data_);
+      std::swap(bytes_, other.bytes_);
+    }
+    return *this;
+  }
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+
+  void* data() const { return data_; }
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(data_);
+  }
+  // Byte pointer `offset` bytes into the allocation.
+  uint8_t* bytes_at(size_t offset) const { return static_cast<uint8_t*>(data_) + offset; }
+  size_t size() const { return bytes_; }
+  bool empty() const { return data_ == nullptr; }
+
+  // Frees now (no-op when empty).
+  void Reset();
+
+ private:
+  friend class Backend;
+  HostBuffer(Backend* owner, void* data, size_t bytes)
       : owner_(owner), data_(data), bytes_(bytes) {}
 
   Backend* owner_ = nullptr;

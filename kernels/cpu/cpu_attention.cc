@@ -9,7 +9,7 @@
 
 #include "common/status.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/cpu_checks.h"
+#include "kernels/op_checks.h"
 
 namespace loraserve {
 
@@ -24,14 +24,11 @@ int32_t SequenceOfRow(const int32_t* query_start, int32_t num_seqs, int64_t t) {
   return static_cast<int32_t>(it - (query_start + 1));
 }
 
+// The data behind the batch's pointers (op_checks checked the counts and
+// pointers): query rows, sequence lengths, block ids.
 absl::Status ValidateAttentionBatch(const AttentionBatch& b, int64_t num_tokens,
                                     int32_t block_tokens) {
   constexpr const char* kOp = "PagedAttention";
-  RETURN_IF_ERROR(cpu_checks::Positive(kOp, "batch.num_seqs", b.num_seqs));
-  RETURN_IF_ERROR(cpu_checks::Positive(kOp, "batch.max_blocks_per_seq", b.max_blocks_per_seq));
-  RETURN_IF_ERROR(cpu_checks::Pointer(kOp, "batch.query_start", b.query_start));
-  RETURN_IF_ERROR(cpu_checks::Pointer(kOp, "batch.seq_lens", b.seq_lens));
-  RETURN_IF_ERROR(cpu_checks::Pointer(kOp, "batch.block_tables", b.block_tables));
   if (b.query_start[0] != 0 || b.query_start[b.num_seqs] != num_tokens) {
     return absl::InvalidArgumentError(absl::StrCat(
         kOp, ": batch.query_start must run from 0 to num_tokens=", num_tokens, "; got ",
@@ -69,28 +66,18 @@ absl::Status CpuBackend::WriteKv(const void* k, int64_t k_row_stride, const void
                                  const int64_t* slot_mapping, void* kv_base,
                                  const KvLayout& layout, int32_t layer, StreamRef) {
   constexpr const char* kOp = "WriteKv";
-  RETURN_IF_ERROR(layout.Validate(kOp, sizeof(float)));
-  RETURN_IF_ERROR(cpu_checks::NonNegative(kOp, "num_tokens", num_tokens));
-  if (layer < 0 || layer >= layout.num_layers) {
-    return absl::InvalidArgumentError(absl::StrCat(kOp, ": layer ", layer, " outside [0, ",
-                                                   layout.num_layers, ")"));
-  }
-  const int64_t width = int64_t{layout.num_kv_heads} * layout.head_dim;
-  RETURN_IF_ERROR(cpu_checks::AtLeast(kOp, "k_row_stride", k_row_stride,
-                                      "num_kv_heads * head_dim", width));
-  RETURN_IF_ERROR(cpu_checks::AtLeast(kOp, "v_row_stride", v_row_stride,
-                                      "num_kv_heads * head_dim", width));
-  if (num_tokens == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(cpu_checks::Pointer(kOp, "k", k));
-  RETURN_IF_ERROR(cpu_checks::Pointer(kOp, "v", v));
-  RETURN_IF_ERROR(cpu_checks::Pointer(kOp, "slot_mapping", slot_mapping));
-  RETURN_IF_ERROR(cpu_checks::Pointer(kOp, "kv_base", kv_base));
+  ASSIGN_OR_RETURN(const bool has_work,
+                   op_checks::CheckWriteKvArgs(k, k_row_stride, v, v_row_stride, num_tokens,
+                                               slot_mapping, kv_base, layout, layer,
+                                               sizeof(float)));
+  if (!has_work) return absl::OkStatus();
   for (int64_t t = 0; t < num_tokens; ++t) {
     if (slot_mapping[t] < -1) {
       return absl::InvalidArgumentError(
           absl::StrCat(kOp, ": slot_mapping[", t, "]=", slot_mapping[t], " is below -1"));
     }
   }
+  const int64_t width = int64_t{layout.num_kv_heads} * layout.head_dim;
   auto* base = static_cast<uint8_t*>(kv_base);
   const auto* ks = static_cast<const float*>(k);
   const auto* vs = static_cast<const float*>(v);
@@ -112,30 +99,13 @@ absl::Status CpuBackend::PagedAttention(const void* q, int64_t q_row_stride, int
                                         int32_t num_q_heads, const AttentionBatch& batch,
                                         const void* kv_base, const KvLayout& layout,
                                         int32_t layer, float scale, void* out, StreamRef) {
-  constexpr const char* kOp = "PagedAttention";
-  RETURN_IF_ERROR(layout.Validate(kOp, sizeof(float)));
-  RETURN_IF_ERROR(cpu_checks::NonNegative(kOp, "num_tokens", num_tokens));
-  if (layer < 0 || layer >= layout.num_layers) {
-    return absl::InvalidArgumentError(absl::StrCat(kOp, ": layer ", layer, " outside [0, ",
-                                                   layout.num_layers, ")"));
-  }
-  if (layout.head_dim > kMaxHeadDim) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kOp, ": head_dim ", layout.head_dim, " exceeds ", kMaxHeadDim));
-  }
-  if (num_q_heads <= 0 || num_q_heads % layout.num_kv_heads != 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(kOp, ": num_q_heads=", num_q_heads,
-                     " must be a positive multiple of num_kv_heads=", layout.num_kv_heads));
-  }
-  const int32_t d = layout.head_dim;
-  RETURN_IF_ERROR(cpu_checks::AtLeast(kOp, "q_row_stride", q_row_stride,
-                                      "num_q_heads * head_dim", int64_t{num_q_heads} * d));
-  if (num_tokens == 0) return absl::OkStatus();
+  ASSIGN_OR_RETURN(const bool has_work,
+                   op_checks::CheckPagedAttentionArgs(q, q_row_stride, num_tokens, num_q_heads,
+                                                      batch, kv_base, layout, layer, out,
+                                                      sizeof(float)));
+  if (!has_work) return absl::OkStatus();
   RETURN_IF_ERROR(ValidateAttentionBatch(batch, num_tokens, layout.block_tokens));
-  RETURN_IF_ERROR(cpu_checks::Pointer(kOp, "q", q));
-  RETURN_IF_ERROR(cpu_checks::Pointer(kOp, "kv_base", kv_base));
-  RETURN_IF_ERROR(cpu_checks::Pointer(kOp, "out", out));
+  const int32_t d = layout.head_dim;
 
   const auto* qs = static_cast<const float*>(q);
   auto* os = static_cast<float*>(out);

@@ -31,6 +31,10 @@ class CpuBackend final : public Backend {
 
   // memory (cpu_memory.cc)
   absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) override;
+  // 64-byte-aligned heap memory (the CPU has nothing to pin).
+  absl::StatusOr<HostBuffer> AllocateHost(size_t bytes) override;
+  // Physical RAM: total and currently available (sysconf).
+  absl::StatusOr<MemoryInfo> GetMemoryInfo() override;
   absl::Status CopyToDevice(void* dst, const void* src, size_t bytes, StreamRef stream) override;
   absl::Status CopyToHost(void* dst, const void* src, size_t bytes, StreamRef stream) override;
   absl::Status CopyDeviceToDevice(void* dst, const void* src, size_t bytes,
@@ -82,6 +86,7 @@ class CpuBackend final : public Backend {
   explicit CpuBackend(int num_threads);
 
   void FreeBuffer(void* data, size_t bytes) noexcept override;
+  void FreeHostBuffer(void* data, size_t bytes) noexcept override;
   void DestroyStream(void* native) noexcept override;
   void DestroyEvent(void* native) noexcept override;
 

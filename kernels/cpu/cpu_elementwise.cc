@@ -5,7 +5,7 @@
 
 #include "common/status.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/cpu_checks.h"
+#include "kernels/op_checks.h"
 
 namespace loraserve {
 
@@ -21,13 +21,9 @@ int64_t RowsPerChunk(int64_t width) {
 absl::Status CpuBackend::GatherRows(const void* src, int64_t src_rows, int64_t width,
                                     const int32_t* indices, int64_t num_indices, void* dst,
                                     StreamRef) {
-  RETURN_IF_ERROR(cpu_checks::Positive("GatherRows", "src_rows", src_rows));
-  RETURN_IF_ERROR(cpu_checks::Positive("GatherRows", "width", width));
-  RETURN_IF_ERROR(cpu_checks::NonNegative("GatherRows", "num_indices", num_indices));
-  if (num_indices == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(cpu_checks::Pointer("GatherRows", "src", src));
-  RETURN_IF_ERROR(cpu_checks::Pointer("GatherRows", "indices", indices));
-  RETURN_IF_ERROR(cpu_checks::Pointer("GatherRows", "dst", dst));
+  ASSIGN_OR_RETURN(const bool has_work, op_checks::CheckGatherRowsArgs(src, src_rows, width,
+                                                                       indices, num_indices, dst));
+  if (!has_work) return absl::OkStatus();
   for (int64_t i = 0; i < num_indices; ++i) {
     if (indices[i] < 0 || indices[i] >= src_rows) {
       return absl::InvalidArgumentError(absl::StrCat("GatherRows: indices[", i, "]=", indices[i],
@@ -45,11 +41,9 @@ absl::Status CpuBackend::GatherRows(const void* src, int64_t src_rows, int64_t w
 
 absl::Status CpuBackend::SiluAndMul(const void* gate_up, int64_t rows, int64_t intermediate,
                                     void* out, StreamRef) {
-  RETURN_IF_ERROR(cpu_checks::NonNegative("SiluAndMul", "rows", rows));
-  RETURN_IF_ERROR(cpu_checks::Positive("SiluAndMul", "intermediate", intermediate));
-  if (rows == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(cpu_checks::Pointer("SiluAndMul", "gate_up", gate_up));
-  RETURN_IF_ERROR(cpu_checks::Pointer("SiluAndMul", "out", out));
+  ASSIGN_OR_RETURN(const bool has_work,
+                   op_checks::CheckSiluAndMulArgs(gate_up, rows, intermediate, out));
+  if (!has_work) return absl::OkStatus();
   const auto* gu = static_cast<const float*>(gate_up);
   auto* o = static_cast<float*>(out);
   pool_.ParallelFor(rows, RowsPerChunk(intermediate), [&](int64_t begin, int64_t end) {
@@ -67,10 +61,8 @@ absl::Status CpuBackend::SiluAndMul(const void* gate_up, int64_t rows, int64_t i
 }
 
 absl::Status CpuBackend::ResidualAdd(void* residual, const void* delta, int64_t n, StreamRef) {
-  RETURN_IF_ERROR(cpu_checks::NonNegative("ResidualAdd", "n", n));
-  if (n == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(cpu_checks::Pointer("ResidualAdd", "residual", residual));
-  RETURN_IF_ERROR(cpu_checks::Pointer("ResidualAdd", "delta", delta));
+  ASSIGN_OR_RETURN(const bool has_work, op_checks::CheckResidualAddArgs(residual, delta, n));
+  if (!has_work) return absl::OkStatus();
   auto* r = static_cast<float*>(residual);
   const auto* d = static_cast<const float*>(delta);
   pool_.ParallelFor(n, kMinElementsPerChunk * 4, [&](int64_t begin, int64_t end) {

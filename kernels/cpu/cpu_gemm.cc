@@ -1,27 +1,13 @@
 // CpuBackend: Gemm and Logits through OpenBLAS cblas_sgemm.
 #include <cblas.h>
 
-#include <limits>
-
 #include "common/status.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/cpu_checks.h"
+#include "kernels/op_checks.h"
 
 namespace loraserve {
 
 namespace {
-
-absl::Status CheckGemmShape(const char* op, int64_t m, int64_t n, int64_t k) {
-  RETURN_IF_ERROR(cpu_checks::NonNegative(op, "m", m));
-  RETURN_IF_ERROR(cpu_checks::Positive(op, "n", n));
-  RETURN_IF_ERROR(cpu_checks::Positive(op, "k", k));
-  constexpr int64_t kMax = std::numeric_limits<int>::max();  // BLAS takes int
-  if (m > kMax || n > kMax || k > kMax) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(op, ": shape [", m, ", ", k, "] x [", n, ", ", k, "]^T exceeds BLAS int"));
-  }
-  return absl::OkStatus();
-}
 
 // y[m, n] = x[m, k] . w[n, k]^T + beta * y.
 void Sgemm(const float* x, const float* w, int64_t m, int64_t n, int64_t k, float beta,
@@ -35,11 +21,8 @@ void Sgemm(const float* x, const float* w, int64_t m, int64_t n, int64_t k, floa
 
 absl::Status CpuBackend::Gemm(const void* x, const void* w, const void* bias, int64_t m, int64_t n,
                               int64_t k, bool accumulate, void* y, StreamRef) {
-  RETURN_IF_ERROR(CheckGemmShape("Gemm", m, n, k));
-  if (m == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(cpu_checks::Pointer("Gemm", "x", x));
-  RETURN_IF_ERROR(cpu_checks::Pointer("Gemm", "w", w));
-  RETURN_IF_ERROR(cpu_checks::Pointer("Gemm", "y", y));
+  ASSIGN_OR_RETURN(const bool has_work, op_checks::CheckGemmArgs(x, w, m, n, k, y));
+  if (!has_work) return absl::OkStatus();
   auto* yf = static_cast<float*>(y);
   Sgemm(static_cast<const float*>(x), static_cast<const float*>(w), m, n, k,
         accumulate ? 1.0f : 0.0f, yf);
@@ -55,11 +38,9 @@ absl::Status CpuBackend::Gemm(const void* x, const void* w, const void* bias, in
 
 absl::Status CpuBackend::Logits(const void* hidden, const void* lm_head, int64_t rows,
                                 int64_t vocab, int64_t hidden_size, float* logits, StreamRef) {
-  RETURN_IF_ERROR(CheckGemmShape("Logits", rows, vocab, hidden_size));
-  if (rows == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(cpu_checks::Pointer("Logits", "hidden", hidden));
-  RETURN_IF_ERROR(cpu_checks::Pointer("Logits", "lm_head", lm_head));
-  RETURN_IF_ERROR(cpu_checks::Pointer("Logits", "logits", logits));
+  ASSIGN_OR_RETURN(const bool has_work,
+                   op_checks::CheckLogitsArgs(hidden, lm_head, rows, vocab, hidden_size, logits));
+  if (!has_work) return absl::OkStatus();
   Sgemm(static_cast<const float*>(hidden), static_cast<const float*>(lm_head), rows, vocab,
         hidden_size, 0.0f, logits);
   return absl::OkStatus();

@@ -10,7 +10,7 @@
 
 #include "common/status.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/cpu_checks.h"
+#include "kernels/op_checks.h"
 
 namespace loraserve {
 
@@ -22,21 +22,9 @@ const float* RowAt(const void* rows_base, int64_t byte_offset) {
   return reinterpret_cast<const float*>(static_cast<const uint8_t*>(rows_base) + byte_offset);
 }
 
-// Checks everything the ops read: segment bounds, ranks, offsets.
+// Checks the segment contents the ops read (bounds, ranks, offsets), whether
+// or not there is work; op_checks checked the header and its pointers.
 absl::Status ValidateSegments(const char* op, const LoraSegments& lora, int64_t num_tokens) {
-  RETURN_IF_ERROR(cpu_checks::NonNegative(op, "lora.num_segments", lora.num_segments));
-  if (lora.num_slices < 1 || lora.num_slices > kMaxLoraSlices) {
-    return absl::InvalidArgumentError(absl::StrCat(op, ": lora.num_slices=", lora.num_slices,
-                                                   " outside [1, ", kMaxLoraSlices, "]"));
-  }
-  if (lora.max_rank < 0 || lora.max_rank > kMaxLoraRank) {
-    return absl::InvalidArgumentError(absl::StrCat(op, ": lora.max_rank=", lora.max_rank,
-                                                   " exceeds the supported maximum rank ",
-                                                   kMaxLoraRank));
-  }
-  if (lora.num_segments == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(cpu_checks::Pointer(op, "lora.seg_starts", lora.seg_starts));
-  RETURN_IF_ERROR(cpu_checks::Pointer(op, "lora.slices", lora.slices));
   for (int32_t g = 0; g < lora.num_segments; ++g) {
     const int32_t b = lora.seg_starts[g];
     const int32_t e = lora.seg_starts[g + 1];
@@ -83,13 +71,9 @@ absl::Status ValidateSegments(const char* op, const LoraSegments& lora, int64_t 
 
 absl::Status CpuBackend::LoraShrink(const void* x, int64_t num_tokens, int64_t in,
                                     const LoraSegments& lora, float* v, StreamRef) {
-  constexpr const char* kOp = "LoraShrink";
-  RETURN_IF_ERROR(cpu_checks::NonNegative(kOp, "num_tokens", num_tokens));
-  RETURN_IF_ERROR(cpu_checks::Positive(kOp, "in", in));
-  RETURN_IF_ERROR(ValidateSegments(kOp, lora, num_tokens));
-  if (num_tokens == 0 || lora.num_segments == 0 || lora.max_rank == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(cpu_checks::Pointer(kOp, "x", x));
-  RETURN_IF_ERROR(cpu_checks::Pointer(kOp, "v", v));
+  ASSIGN_OR_RETURN(const bool has_work, op_checks::CheckLoraShrinkArgs(x, num_tokens, in, lora, v));
+  RETURN_IF_ERROR(ValidateSegments("LoraShrink", lora, num_tokens));
+  if (!has_work) return absl::OkStatus();
   const auto* xs = static_cast<const float*>(x);
   const int64_t v_row = int64_t{lora.num_slices} * lora.max_rank;
   for (int32_t g = 0; g < lora.num_segments; ++g) {
@@ -113,25 +97,10 @@ absl::Status CpuBackend::LoraShrink(const void* x, int64_t num_tokens, int64_t i
 absl::Status CpuBackend::LoraExpand(const float* v, int64_t num_tokens, const LoraSegments& lora,
                                     const LoraSliceColumns& cols, void* y, int64_t y_cols,
                                     StreamRef) {
-  constexpr const char* kOp = "LoraExpand";
-  RETURN_IF_ERROR(cpu_checks::NonNegative(kOp, "num_tokens", num_tokens));
-  RETURN_IF_ERROR(cpu_checks::Positive(kOp, "y_cols", y_cols));
-  RETURN_IF_ERROR(ValidateSegments(kOp, lora, num_tokens));
-  if (cols.num_slices != lora.num_slices) {
-    return absl::InvalidArgumentError(absl::StrCat(kOp, ": cols.num_slices=", cols.num_slices,
-                                                   " != lora.num_slices=", lora.num_slices));
-  }
-  for (int32_t s = 0; s < cols.num_slices; ++s) {
-    if (cols.offsets[s] < 0 || cols.offsets[s + 1] < cols.offsets[s] ||
-        cols.offsets[s + 1] > y_cols) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kOp, ": slice ", s, " columns [", cols.offsets[s], ", ", cols.offsets[s + 1],
-          ") not inside [0, y_cols=", y_cols, ")"));
-    }
-  }
-  if (num_tokens == 0 || lora.num_segments == 0 || lora.max_rank == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(cpu_checks::Pointer(kOp, "v", v));
-  RETURN_IF_ERROR(cpu_checks::Pointer(kOp, "y", y));
+  ASSIGN_OR_RETURN(const bool has_work,
+                   op_checks::CheckLoraExpandArgs(v, num_tokens, lora, cols, y, y_cols));
+  RETURN_IF_ERROR(ValidateSegments("LoraExpand", lora, num_tokens));
+  if (!has_work) return absl::OkStatus();
   auto* ys = static_cast<float*>(y);
   const int64_t v_row = int64_t{lora.num_slices} * lora.max_rank;
   const int64_t first = lora.seg_starts[0];

@@ -5,21 +5,15 @@
 
 #include "common/status.h"
 #include "kernels/cpu/cpu_backend.h"
-#include "kernels/cpu/cpu_checks.h"
+#include "kernels/op_checks.h"
 
 namespace loraserve {
 
 absl::Status CpuBackend::RmsNorm(const void* x, const void* weight, int64_t rows, int64_t hidden,
                                  float eps, void* out, StreamRef) {
-  RETURN_IF_ERROR(cpu_checks::NonNegative("RmsNorm", "rows", rows));
-  RETURN_IF_ERROR(cpu_checks::Positive("RmsNorm", "hidden", hidden));
-  if (!(eps >= 0.0f)) {
-    return absl::InvalidArgumentError(absl::StrCat("RmsNorm: eps must be >= 0; got ", eps));
-  }
-  if (rows == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(cpu_checks::Pointer("RmsNorm", "x", x));
-  RETURN_IF_ERROR(cpu_checks::Pointer("RmsNorm", "weight", weight));
-  RETURN_IF_ERROR(cpu_checks::Pointer("RmsNorm", "out", out));
+  ASSIGN_OR_RETURN(const bool has_work,
+                   op_checks::CheckRmsNormArgs(x, weight, rows, hidden, eps, out));
+  if (!has_work) return absl::OkStatus();
   const auto* xs = static_cast<const float*>(x);
   const auto* w = static_cast<const float*>(weight);
   auto* o = static_cast<float*>(out);
@@ -42,20 +36,10 @@ absl::Status CpuBackend::RmsNorm(const void* x, const void* weight, int64_t rows
 absl::Status CpuBackend::Rope(void* qkv, int64_t row_stride, int64_t num_tokens,
                               int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
                               const int32_t* positions, const float* inv_freq, StreamRef) {
-  RETURN_IF_ERROR(cpu_checks::NonNegative("Rope", "num_tokens", num_tokens));
-  RETURN_IF_ERROR(cpu_checks::Positive("Rope", "num_q_heads", num_q_heads));
-  RETURN_IF_ERROR(cpu_checks::NonNegative("Rope", "num_kv_heads", num_kv_heads));
-  if (head_dim <= 0 || head_dim % 2 != 0 || head_dim > kMaxHeadDim) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "Rope: head_dim must be even and in [2, ", kMaxHeadDim, "]; got ", head_dim));
-  }
-  const int64_t rotated = static_cast<int64_t>(num_q_heads + num_kv_heads) * head_dim;
-  RETURN_IF_ERROR(cpu_checks::AtLeast("Rope", "row_stride", row_stride,
-                                      "(num_q_heads + num_kv_heads) * head_dim", rotated));
-  if (num_tokens == 0) return absl::OkStatus();
-  RETURN_IF_ERROR(cpu_checks::Pointer("Rope", "qkv", qkv));
-  RETURN_IF_ERROR(cpu_checks::Pointer("Rope", "positions", positions));
-  RETURN_IF_ERROR(cpu_checks::Pointer("Rope", "inv_freq", inv_freq));
+  ASSIGN_OR_RETURN(const bool has_work,
+                   op_checks::CheckRopeArgs(qkv, row_stride, num_tokens, num_q_heads,
+                                            num_kv_heads, head_dim, positions, inv_freq));
+  if (!has_work) return absl::OkStatus();
   for (int64_t t = 0; t < num_tokens; ++t) {
     if (positions[t] < 0) {
       return absl::InvalidArgumentError(
@@ -65,6 +49,7 @@ absl::Status CpuBackend::Rope(void* qkv, int64_t row_stride, int64_t num_tokens,
   auto* base = static_cast<float*>(qkv);
   const int half = head_dim / 2;
   const int heads = num_q_heads + num_kv_heads;
+  const int64_t rotated = int64_t{heads} * head_dim;
   const int64_t tokens_per_chunk = std::max<int64_t>(1, (1 << 14) / rotated);
   pool_.ParallelFor(num_tokens, tokens_per_chunk, [&](int64_t begin, int64_t end) {
     std::array<float, kMaxHeadDim / 2> cos_a;
