@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/logging.h"
 #include "common/status.h"
+#include "engine/engine_pool_sizing.h"
 #include "kernels/backend_factory.h"
 
 namespace loraserve {
@@ -41,6 +42,7 @@ absl::Status Engine::Init() {
   LS_LOG(INFO) << "engine: loading " << o.model_dir << " on " << BackendKindName(o.backend);
   BackendOptions bo;
   bo.num_threads = o.num_threads;
+  bo.device = o.device;
   ASSIGN_OR_RETURN(backend_, CreateBackend(o.backend, bo));
 
   LlamaModel::Options mo;
@@ -66,8 +68,18 @@ absl::Status Engine::Init() {
       {config.hidden_size, config.intermediate_size,
        int64_t{config.num_attention_heads} * config.head_dim});
   ASSIGN_OR_RETURN(const int64_t page_bytes, ComputePageBytes(geometry, backend_->elt_size()));
+  // The activation workspace first, so the pool is sized from what is left.
+  RETURN_IF_ERROR(model_->ReserveActivations(o.max_num_batched_tokens, o.max_num_seqs,
+                                             std::min(o.max_lora_rank, kMaxLoraRank)));
   int64_t pool_bytes = o.pool_bytes;
-  if (pool_bytes <= 0) {
+  if (pool_bytes <= 0 && o.kv_cache_blocks <= 0 && o.gpu_memory_utilization > 0) {
+    ASSIGN_OR_RETURN(const Backend::MemoryInfo memory, backend_->GetMemoryInfo());
+    ASSIGN_OR_RETURN(pool_bytes,
+                     PoolBytesForUtilization(memory, o.gpu_memory_utilization, page_bytes));
+    LS_LOG(INFO) << "engine: pool sized from gpu_memory_utilization=" << o.gpu_memory_utilization
+                 << ": " << pool_bytes << " bytes (" << memory.free_bytes << " of "
+                 << memory.total_bytes << " bytes were free)";
+  } else if (pool_bytes <= 0) {
     pool_bytes = o.kv_cache_blocks > 0 ? o.kv_cache_blocks * page_bytes : o.kv_cache_bytes;
   }
   UnifiedPool::Options po;

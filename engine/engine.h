@@ -76,6 +76,12 @@ struct EngineOptions {
   int64_t pool_bytes = 0;
   int64_t kv_cache_blocks = 0;
   int64_t kv_cache_bytes = int64_t{256} << 20;
+  // When > 0 and neither pool_bytes nor kv_cache_blocks is set, the pool is
+  // sized from the backend's memory instead (engine/engine_pool_sizing.h):
+  // what is left of this share of it after the weights and the activation
+  // workspace (reserved for max_num_batched_tokens) are allocated.
+  double gpu_memory_utilization = 0;
+  int device = 0;  // CUDA device ordinal
   int32_t max_waiting = 1024;  // accepted, not yet running; beyond: ResourceExhausted
   // Seed policy: a request without a seed gets SplitMix64(seed + its
   // engine id) when set (reproducible runs), else a random-device seed.

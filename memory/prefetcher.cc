@@ -1,6 +1,9 @@
 #include "memory/prefetcher.h"
 
+#include <cstring>
 #include <utility>
+
+#include "absl/strings/str_cat.h"
 
 #include "absl/time/clock.h"
 #include "common/logging.h"
@@ -48,8 +51,10 @@ void Prefetcher::Run(Job job, int64_t submit_ns) {
     if (layout.page_bytes != page_bytes) {
       return absl::InternalError("prefetch: layout planned for another page size");
     }
-    e.staging.assign(static_cast<size_t>(layout.num_pages * page_bytes), 0);
-    layout.Fill(*job.weights, job.pages.data(), e.staging.data());
+    const size_t staging_bytes = static_cast<size_t>(layout.num_pages * page_bytes);
+    ASSIGN_OR_RETURN(e.staging, TakeStaging(staging_bytes));
+    std::memset(e.staging.data(), 0, staging_bytes);
+    layout.Fill(*job.weights, job.pages.data(), e.staging.bytes_at(0));
     Backend* backend = options_.backend;
     // One copy per run of consecutive pool pages.
     for (int32_t i = 0; i < layout.num_pages;) {
@@ -58,7 +63,7 @@ void Prefetcher::Run(Job job, int64_t submit_ns) {
       const size_t bytes =
           static_cast<size_t>((j - 1 - i) * page_bytes + layout.page_used[j - 1]);
       RETURN_IF_ERROR(backend->CopyToDevice(options_.pool_base + job.pages[i] * page_bytes,
-                                            e.staging.data() + i * page_bytes, bytes,
+                                            e.staging.bytes_at(i * page_bytes), bytes,
                                             copy_stream_.ref()));
       i = j;
     }
@@ -74,6 +79,47 @@ void Prefetcher::Run(Job job, int64_t submit_ns) {
   }
   absl::MutexLock lock(&mu_);
   completed_.push_back(std::move(e));
+}
+
+absl::StatusOr<HostBuffer> Prefetcher::TakeStaging(size_t bytes) {
+  {
+    absl::MutexLock lock(&mu_);
+    // The smallest kept buffer that fits.
+    auto best = kept_staging_.end();
+    for (auto it = kept_staging_.begin(); it != kept_staging_.end(); ++it) {
+      if (it->size() >= bytes && (best == kept_staging_.end() || it->size() < best->size())) {
+        best = it;
+      }
+    }
+    if (best != kept_staging_.end()) {
+      HostBuffer b = std::move(*best);
+      kept_staging_.erase(best);
+      return b;
+    }
+  }
+  // Round up so similar adapters reuse one buffer.
+  size_t rounded = size_t{1} << 20;
+  while (rounded < bytes) rounded <<= 1;
+  absl::StatusOr<HostBuffer> b = options_.backend->AllocateHost(rounded);
+  if (!b.ok()) {
+    return AnnotateStatus(b.status(), absl::StrCat("prefetch: pinned staging of ", rounded,
+                                                   " bytes"));
+  }
+  return b;
+}
+
+void Prefetcher::ReturnStaging(HostBuffer buffer) {
+  absl::MutexLock lock(&mu_);
+  if (kept_staging_.size() < kKeptStaging) {
+    kept_staging_.push_back(std::move(buffer));
+    return;
+  }
+  // Keep the largest ones: replace the smallest kept buffer if this is bigger.
+  auto smallest = kept_staging_.begin();
+  for (auto it = kept_staging_.begin(); it != kept_staging_.end(); ++it) {
+    if (it->size() < smallest->size()) smallest = it;
+  }
+  if (smallest->size() < buffer.size()) *smallest = std::move(buffer);
 }
 
 std::vector<Prefetcher::Done> Prefetcher::Poll() {
@@ -101,6 +147,7 @@ std::vector<Prefetcher::Done> Prefetcher::Poll() {
       continue;
     }
     done.push_back(Done{e.ticket, status, static_cast<double>(now - e.submit_ns) * 1e-9});
+    if (!e.staging.empty()) ReturnStaging(std::move(e.staging));
   }
   pending_ = std::move(still);
   in_flight_ -= static_cast<int>(done.size());

@@ -8,8 +8,9 @@
 // so a caller that publishes an adapter's page table on Poll never lets a
 // kernel read pages still being written. On the CPU backend the copies are
 // memcpys on the worker and the event completes at once; on CUDA they are
-// async copies on the copy stream and Poll checks EventDone (pinned staging
-// would make them truly async; today's Backend has no pinned-host allocator).
+// async copies from pinned staging (Backend::AllocateHost) on the copy stream,
+// overlapping compute, and Poll checks EventDone. Staging buffers are reused
+// (a few are kept between jobs) because pinning memory is slow.
 //
 // Owned by AdapterResidency. Thread-safety: Submit, Poll and in_flight are
 // engine-thread only; the worker shares with it only the job queue (inside
@@ -67,14 +68,19 @@ class Prefetcher {
   struct Enqueued {
     uint64_t ticket = 0;
     absl::Status status;
-    Event event;                   // recorded after the copies (empty on error)
-    std::vector<uint8_t> staging;  // must live until `event` completes
+    Event event;         // recorded after the copies (empty on error)
+    HostBuffer staging;  // must live until `event` completes
     int64_t submit_ns = 0;
   };
 
   explicit Prefetcher(const Options& options) : options_(options) {}
   // Worker thread.
   void Run(Job job, int64_t submit_ns);
+  // A staging buffer of at least `bytes`: a kept one when it fits, else new.
+  absl::StatusOr<HostBuffer> TakeStaging(size_t bytes);
+  // Keeps `buffer` for reuse (at most kKeptStaging buffers; others are freed).
+  void ReturnStaging(HostBuffer buffer);
+  static constexpr size_t kKeptStaging = 4;
 
   Options options_;
   Stream copy_stream_;  // used by the worker only
@@ -82,6 +88,7 @@ class Prefetcher {
   std::vector<Enqueued> pending_;  // engine thread: enqueued, event not yet done
   absl::Mutex mu_;
   std::vector<Enqueued> completed_ ABSL_GUARDED_BY(mu_);
+  std::vector<HostBuffer> kept_staging_ ABSL_GUARDED_BY(mu_);
   std::unique_ptr<WorkerThread> worker_;  // last: joined first
 };
 

@@ -127,6 +127,9 @@ int main(int argc, char** argv) {
     eo.max_waiting = options->max_queue;
     eo.max_cpu_loras = options->max_cpu_loras;
     if (options->pool_bytes > 0) eo.pool_bytes = options->pool_bytes;
+    if (eo.backend == loraserve::BackendKind::kCuda) {
+      eo.gpu_memory_utilization = options->gpu_memory_utilization;
+    }
     LS_LOG(INFO) << "loading model " << eo.model_dir << " on the "
                  << loraserve::BackendKindName(eo.backend) << " backend";
     auto created = loraserve::Engine::Create(eo);

@@ -85,6 +85,37 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Create(const Options& op
   return model;
 }
 
+absl::Status LlamaModel::GrowActivations(int64_t t, int64_t r, int64_t max_rank) {
+  Workspace& w = *ws_;
+  Backend& b = *backend_;
+  const ModelConfig& c = config_;
+  const size_t elt = b.elt_size();
+  const int64_t hidden = c.hidden_size;
+  const int64_t q_out = int64_t{c.num_attention_heads} * c.head_dim;
+  const int64_t qkv_out = q_out + 2 * int64_t{c.num_key_value_heads} * c.head_dim;
+  RETURN_IF_ERROR(GrowBuffer(b, w.x, t * hidden * elt));
+  RETURN_IF_ERROR(GrowBuffer(b, w.h, t * hidden * elt));
+  RETURN_IF_ERROR(GrowBuffer(b, w.qkv, t * qkv_out * elt));
+  RETURN_IF_ERROR(GrowBuffer(b, w.attn, t * q_out * elt));
+  RETURN_IF_ERROR(GrowBuffer(b, w.proj, t * hidden * elt));
+  RETURN_IF_ERROR(GrowBuffer(b, w.gate_up, t * 2 * c.intermediate_size * elt));
+  RETURN_IF_ERROR(GrowBuffer(b, w.act, t * c.intermediate_size * elt));
+  RETURN_IF_ERROR(GrowBuffer(b, w.lora_v, std::max<int64_t>(1, t * kMaxLoraSlices * max_rank) * 4));
+  RETURN_IF_ERROR(GrowBuffer(b, w.sel, std::max<int64_t>(1, r) * hidden * elt));
+  RETURN_IF_ERROR(GrowBuffer(b, w.logits, std::max<int64_t>(1, r) * c.vocab_size * 4));
+  return absl::OkStatus();
+}
+
+absl::Status LlamaModel::ReserveActivations(int64_t max_tokens, int64_t max_logit_rows,
+                                            int32_t max_rank) {
+  if (max_tokens <= 0 || max_logit_rows <= 0 || max_rank < 0 || max_rank > kMaxLoraRank) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ReserveActivations: max_tokens=", max_tokens, ", max_logit_rows=", max_logit_rows,
+        ", max_rank=", max_rank, " (need tokens, rows > 0 and rank in [0, ", kMaxLoraRank, "])"));
+  }
+  return GrowActivations(max_tokens, max_logit_rows, max_rank);
+}
+
 absl::Status LlamaModel::Forward(const ForwardBatch& batch, const KvCacheView& kv,
                                  ForwardOutput* out) {
   if (out == nullptr) return absl::InvalidArgumentError("Forward: out is null");
@@ -92,12 +123,9 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, const KvCacheView& k
   Workspace& w = *ws_;
   Backend& b = *backend_;
   const ModelConfig& c = config_;
-  const size_t elt = b.elt_size();
   const int64_t t = static_cast<int64_t>(w.tokens.size());
   const int64_t r = static_cast<int64_t>(w.logit_rows.size());
   const int64_t hidden = c.hidden_size;
-  const int64_t q_out = int64_t{c.num_attention_heads} * c.head_dim;
-  const int64_t qkv_out = q_out + 2 * int64_t{c.num_key_value_heads} * c.head_dim;
 
   if (batch.lora != nullptr) {
     RETURN_IF_ERROR(lora_batch_->Build(*batch.lora, w.seg_keys, w.seg_starts));
@@ -106,17 +134,7 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, const KvCacheView& k
     RETURN_IF_ERROR(lora_batch_->Build(*adapter_cache_, w.seg_adapters, w.seg_starts));
   }
 
-  RETURN_IF_ERROR(GrowBuffer(b, w.x, t * hidden * elt));
-  RETURN_IF_ERROR(GrowBuffer(b, w.h, t * hidden * elt));
-  RETURN_IF_ERROR(GrowBuffer(b, w.qkv, t * qkv_out * elt));
-  RETURN_IF_ERROR(GrowBuffer(b, w.attn, t * q_out * elt));
-  RETURN_IF_ERROR(GrowBuffer(b, w.proj, t * hidden * elt));
-  RETURN_IF_ERROR(GrowBuffer(b, w.gate_up, t * 2 * c.intermediate_size * elt));
-  RETURN_IF_ERROR(GrowBuffer(b, w.act, t * c.intermediate_size * elt));
-  RETURN_IF_ERROR(GrowBuffer(
-      b, w.lora_v, std::max<int64_t>(1, t * kMaxLoraSlices * lora_batch_->max_rank()) * 4));
-  RETURN_IF_ERROR(GrowBuffer(b, w.sel, std::max<int64_t>(1, r) * hidden * elt));
-  RETURN_IF_ERROR(GrowBuffer(b, w.logits, std::max<int64_t>(1, r) * c.vocab_size * 4));
+  RETURN_IF_ERROR(GrowActivations(t, r, lora_batch_->max_rank()));
   AttentionBatch attn;
   RETURN_IF_ERROR(UploadPlan(&attn));
 

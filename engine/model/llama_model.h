@@ -89,6 +89,13 @@ class LlamaModel {
   [[nodiscard]] absl::Status Forward(const ForwardBatch& batch, const KvCacheView& kv,
                                      ForwardOutput* out);
 
+  // Grows the activation workspace now to what a step of up to `max_tokens`
+  // tokens, `max_logit_rows` rows needing logits and LoRA ranks up to
+  // `max_rank` needs, so that memory is taken before the unified pool is sized
+  // from what is left (a later larger step still grows it).
+  [[nodiscard]] absl::Status ReserveActivations(int64_t max_tokens, int64_t max_logit_rows,
+                                                int32_t max_rank);
+
   const ModelConfig& config() const { return config_; }
   Backend& backend() const { return *backend_; }
   const ModelWeights& weights() const { return *weights_; }
@@ -97,6 +104,8 @@ class LlamaModel {
  private:
   struct Workspace;
   LlamaModel() = default;
+  // Grows every activation buffer for t tokens, r logit rows, LoRA rank max_rank.
+  absl::Status GrowActivations(int64_t t, int64_t r, int64_t max_rank);
   // Groups, validates and lays out the batch into the workspace's host
   // staging; fills `attn` host fields and out->first_row.
   absl::Status Plan(const ForwardBatch& batch, const KvCacheView& kv, ForwardOutput* out);

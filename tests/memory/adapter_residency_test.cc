@@ -282,6 +282,18 @@ TEST_F(ResidencyTest, RetireWhileCopying) {
   EXPECT_EQ(pool_->stats().free_pages, 8);
 }
 
+TEST_F(ResidencyTest, PrefetchReusesItsPinnedStaging) {
+  // Pinning host memory is slow: one staging buffer serves a run of loads.
+  Init(8);
+  for (AdapterId id = 1; id <= 6; ++id) {
+    Add(id, QOnly(static_cast<uint32_t>(id) * 11, 3));
+    Load(id);
+    ExpectRows(id, static_cast<uint32_t>(id) * 11);
+  }
+  EXPECT_EQ(backend_.host_allocations(), 1);
+  for (AdapterId id = 1; id <= 6; ++id) ExpectRows(id, static_cast<uint32_t>(id) * 11);
+}
+
 TEST_F(ResidencyTest, CheckFitsRefusesAdaptersLargerThanThePool) {
   Init(2);
   EXPECT_TRUE(residency_->CheckFits(*QOnly(1, 7)).ok());

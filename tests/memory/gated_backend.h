@@ -41,6 +41,17 @@ class GatedBackend final : public Backend {
   std::string_view name() const override { return "gated cpu"; }
   DType dtype() const override { return inner_->dtype(); }
   absl::StatusOr<DeviceBuffer> Allocate(size_t bytes) override { return inner_->Allocate(bytes); }
+  absl::StatusOr<HostBuffer> AllocateHost(size_t bytes) override {
+    {
+      absl::MutexLock l(&mu_);
+      ++host_allocations_;
+    }
+    return inner_->AllocateHost(bytes);
+  }
+  int host_allocations() {
+    absl::MutexLock l(&mu_);
+    return host_allocations_;
+  }
   absl::Status CopyToDevice(void* dst, const void* src, size_t bytes, StreamRef s) override {
     absl::MutexLock l(&mu_);
     ++started_;
@@ -131,6 +142,7 @@ class GatedBackend final : public Backend {
   absl::Mutex mu_;
   bool open_ = true;
   int started_ = 0;
+  int host_allocations_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace testing_memory
