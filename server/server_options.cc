@@ -6,6 +6,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
+#include "common/flag_names.h"
 #include "common/status.h"
 #include "common/strings.h"
 #include "server/adapter_paths.h"
@@ -147,13 +148,9 @@ std::vector<std::string> NormalizeFlagArgs(int argc, char** argv) {
       continue;
     }
     in_lora_list = false;
-    // Canonicalize the name part: leading dashes kept, inner dashes -> underscores.
-    size_t start = arg.find_first_not_of('-');
-    size_t eq = arg.find('=');
-    size_t end = eq == std::string::npos ? arg.size() : eq;
-    for (size_t k = start == std::string::npos ? end : start; k < end; ++k) {
-      if (arg[k] == '-') arg[k] = '_';
-    }
+    arg = UnderscoreFlagName(std::move(arg));
+    const size_t eq = arg.find('=');
+    const size_t end = eq == std::string::npos ? arg.size() : eq;
     std::string name = arg.substr(0, end);
     if (name == "--lora_modules" || name == "-lora_modules") {
       if (eq != std::string::npos) {

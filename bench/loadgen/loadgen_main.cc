@@ -18,6 +18,7 @@
 #include "bench/loadgen/loadgen_options.h"
 #include "bench/loadgen/loadgen_run.h"
 #include "bench/loadgen/trace.h"
+#include "common/flag_names.h"
 
 ABSL_FLAG(std::string, addr, "", "Generation service HOST:PORT (required unless only --write-trace)");
 ABSL_FLAG(std::string, admin_addr, "", "AdapterAdmin HOST:PORT (for --register-adapters)");
@@ -71,7 +72,7 @@ int Main(int argc, char** argv) {
   };
   usage.contains_helpshort_flags = usage.contains_help_flags;
   absl::SetFlagsUsageConfig(usage);
-  std::vector<std::string> args = NormalizeDashedFlags(argc, argv);
+  std::vector<std::string> args = UnderscoreFlagNames(argc, argv);
   std::vector<char*> ptrs;
   for (std::string& a : args) ptrs.push_back(a.data());
   const std::vector<char*> positional =

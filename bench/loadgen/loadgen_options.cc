@@ -89,22 +89,4 @@ nlohmann::ordered_json LoadgenOptions::ToJson() const {
   return j;
 }
 
-std::vector<std::string> NormalizeDashedFlags(int argc, char** argv) {
-  std::vector<std::string> out;
-  bool positional = false;
-  for (int i = 0; i < argc; ++i) {
-    std::string arg = argv[i];
-    if (i > 0 && !positional && arg == "--") positional = true;
-    if (i > 0 && !positional && arg.size() > 1 && arg[0] == '-') {
-      const size_t start = arg.find_first_not_of('-');
-      const size_t end = std::min(arg.find('='), arg.size());
-      for (size_t k = start; start != std::string::npos && k < end; ++k) {
-        if (arg[k] == '-') arg[k] = '_';
-      }
-    }
-    out.push_back(std::move(arg));
-  }
-  return out;
-}
-
 }  // namespace loraserve::loadgen

@@ -41,8 +41,4 @@ struct LoadgenOptions {
   nlohmann::ordered_json ToJson() const;
 };
 
-// argv with "--flag-name[=v]" rewritten to "--flag_name[=v]" (absl flags use
-// underscores); arguments after a bare "--" are kept as they are.
-std::vector<std::string> NormalizeDashedFlags(int argc, char** argv);
-
 }  // namespace loraserve::loadgen

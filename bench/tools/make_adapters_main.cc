@@ -12,9 +12,9 @@
 #include "absl/flags/usage.h"
 #include "absl/strings/str_join.h"
 #include "bench/tools/adapter_set.h"
-#include "bench/tools/flag_args.h"
 #include "bench/tools/progress.h"
 #include "common/dtype.h"
+#include "common/flag_names.h"
 
 ABSL_FLAG(std::string, base, "", "Base model directory (its config.json gives the shapes)");
 ABSL_FLAG(std::string, out, "", "Output directory; one subdirectory per adapter");
@@ -48,7 +48,7 @@ absl::StatusOr<loraserve::DType> ParseDtypeFlag(const std::string& s) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage("Writes N random PEFT LoRA adapters for a base model.");
-  std::vector<std::string> args = loraserve::bench::DashedToAbslArgs(argc, argv);
+  std::vector<std::string> args = loraserve::UnderscoreFlagNames(argc, argv);
   std::vector<char*> cargs;
   for (std::string& a : args) cargs.push_back(a.data());
   absl::ParseCommandLine(static_cast<int>(cargs.size()), cargs.data());

@@ -10,11 +10,11 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "bench/tools/flag_args.h"
 #include "bench/tools/model_shapes.h"
 #include "bench/tools/progress.h"
 #include "bench/tools/synthetic_model.h"
 #include "common/dtype.h"
+#include "common/flag_names.h"
 
 ABSL_FLAG(std::string, shape, "", "Built-in shape: llama-7b, llama-13b or tiny");
 ABSL_FLAG(std::string, config, "", "A config.json to use instead of --shape");
@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Writes a synthetic Llama model directory with random weights (shapes: " +
       loraserve::bench::ModelShapeNames() + ").");
-  std::vector<std::string> args = loraserve::bench::DashedToAbslArgs(argc, argv);
+  std::vector<std::string> args = loraserve::UnderscoreFlagNames(argc, argv);
   std::vector<char*> cargs;
   for (std::string& a : args) cargs.push_back(a.data());
   absl::ParseCommandLine(static_cast<int>(cargs.size()), cargs.data());

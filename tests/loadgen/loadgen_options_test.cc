@@ -98,17 +98,6 @@ TEST(LoadgenOptions, ConfigJsonListsEveryFlag) {
   EXPECT_EQ(j.at("rate"), 5.0);
 }
 
-TEST(LoadgenOptions, DashedFlagNamesBecomeUnderscored) {
-  std::vector<std::string> in = {"prog", "--input-len=8:24", "--num-adapters", "5",
-                                 "-fail-on-error", "--adapter-format=a-%d", "--", "--keep-me"};
-  std::vector<char*> argv;
-  for (std::string& s : in) argv.push_back(s.data());
-  EXPECT_EQ(NormalizeDashedFlags(static_cast<int>(argv.size()), argv.data()),
-            (std::vector<std::string>{"prog", "--input_len=8:24", "--num_adapters", "5",
-                                      "-fail_on_error", "--adapter_format=a-%d", "--",
-                                      "--keep-me"}));
-}
-
 TEST(RunLoadgen, WriteTraceAloneWritesTheFileAndStops) {
   LoadgenOptions o = Valid();
   o.addr = "";
