@@ -43,7 +43,11 @@ absl::Status Engine::Init() {
   BackendOptions bo;
   bo.num_threads = o.num_threads;
   bo.device = o.device;
-  ASSIGN_OR_RETURN(backend_, CreateBackend(o.backend, bo));
+  if (o.backend_factory) {
+    ASSIGN_OR_RETURN(backend_, o.backend_factory());
+  } else {
+    ASSIGN_OR_RETURN(backend_, CreateBackend(o.backend, bo));
+  }
 
   LlamaModel::Options mo;
   mo.backend = backend_.get();

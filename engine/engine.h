@@ -26,6 +26,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -82,6 +83,9 @@ struct EngineOptions {
   // workspace (reserved for max_num_batched_tokens) are allocated.
   double gpu_memory_utilization = 0;
   int device = 0;  // CUDA device ordinal
+  // Tests only: builds the backend instead of CreateBackend(backend, ...)
+  // (e.g. a wrapper that injects failures).
+  std::function<absl::StatusOr<std::unique_ptr<Backend>>()> backend_factory;
   int32_t max_waiting = 1024;  // accepted, not yet running; beyond: ResourceExhausted
   // Seed policy: a request without a seed gets SplitMix64(seed + its
   // engine id) when set (reproducible runs), else a random-device seed.

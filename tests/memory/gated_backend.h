@@ -1,9 +1,11 @@
 // Test helper: a Backend that forwards everything to a CpuBackend but can
 // hold host->device copies (CopyToDevice) at a gate, to prove the prefetcher
-// never publishes an adapter whose copy has not completed.
+// never publishes an adapter whose copy has not completed, and can make
+// Logits fail, to drive the engine's failed-step path.
 #pragma once
 
 #include <memory>
+#include <utility>
 
 #include "absl/synchronization/mutex.h"
 #include "kernels/cpu/cpu_backend.h"
@@ -129,7 +131,16 @@ class GatedBackend final : public Backend {
   }
   absl::Status Logits(const void* h, const void* lm, int64_t rows, int64_t vocab, int64_t hs,
                       float* out, StreamRef s) override {
+    {
+      absl::MutexLock l(&mu_);
+      if (!logits_error_.ok()) return logits_error_;
+    }
     return inner_->Logits(h, lm, rows, vocab, hs, out, s);
+  }
+  // Every Logits call returns `error` until set back to OK (a failing step).
+  void FailLogits(absl::Status error) {
+    absl::MutexLock l(&mu_);
+    logits_error_ = std::move(error);
   }
 
  private:
@@ -143,6 +154,7 @@ class GatedBackend final : public Backend {
   bool open_ = true;
   int started_ = 0;
   int host_allocations_ ABSL_GUARDED_BY(mu_) = 0;
+  absl::Status logits_error_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace testing_memory
