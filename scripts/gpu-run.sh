@@ -56,7 +56,7 @@ if [[ $mode != bench ]]; then
 fi
 if [[ $mode != tests ]]; then
   for cmd in "bench/cuda/lora_kernels_bench" \
-             "bench/forward_bench --device=cuda --shape=llama-7b --decode-batch=64 --adapters=0,1,64"; do
+             "bench/forward_bench --device=cuda --shape=llama-7b --decode-batch=1,16,64 --adapters=0,1,64 --prompt=512 --decode-steps=100 --model-dir=/tmp/fb-llama-7b"; do
     bin=${cmd%% *}
     name=$(basename "$bin")
     if [[ -x "$B/build/$bin" ]]; then

@@ -16,7 +16,7 @@
 #include "common/dtype.h"
 #include "common/flag_names.h"
 
-ABSL_FLAG(std::string, shape, "", "Built-in shape: llama-7b, llama-13b or tiny");
+ABSL_FLAG(std::string, shape, "", "Built-in shape: llama-7b, llama-13b, tiny or smollm-135m");
 ABSL_FLAG(std::string, config, "", "A config.json to use instead of --shape");
 ABSL_FLAG(std::string, out, "", "Output model directory");
 ABSL_FLAG(uint64_t, seed, 0, "Random seed");

@@ -6,11 +6,14 @@
 namespace loraserve::bench {
 
 const std::vector<ModelShape>& ModelShapes() {
-  // name, hidden, intermediate, layers, heads, kv heads, vocab, max position, rope theta, rms eps
+  // name, hidden, intermediate, layers, heads, kv heads, vocab, max position, rope theta,
+  // rms eps, tied embeddings. New shapes go last: tests match the listed names' prefix.
   static const auto* shapes = new std::vector<ModelShape>{
-      {"llama-7b", 4096, 11008, 32, 32, 32, 32000, 4096, 10000.0, 1e-5},
-      {"llama-13b", 5120, 13824, 40, 40, 40, 32000, 4096, 10000.0, 1e-5},
-      {"tiny", 64, 160, 2, 4, 2, 512, 512, 10000.0, 1e-5},
+      {"llama-7b", 4096, 11008, 32, 32, 32, 32000, 4096, 10000.0, 1e-5, false},
+      {"llama-13b", 5120, 13824, 40, 40, 40, 32000, 4096, 10000.0, 1e-5, false},
+      {"tiny", 64, 160, 2, 4, 2, 512, 512, 10000.0, 1e-5, false},
+      // SmolLM-135M (HuggingFaceTB/SmolLM-135M): head_dim 576 / 9 = 64.
+      {"smollm-135m", 576, 1536, 30, 9, 3, 49152, 2048, 10000.0, 1e-5, true},
   };
   return *shapes;
 }
@@ -46,7 +49,7 @@ nlohmann::ordered_json ModelShapeConfig(const ModelShape& s) {
   c["hidden_act"] = "silu";
   c["attention_bias"] = false;
   c["mlp_bias"] = false;
-  c["tie_word_embeddings"] = false;
+  c["tie_word_embeddings"] = s.tie_word_embeddings;
   c["bos_token_id"] = 1;
   c["eos_token_id"] = 2;
   c["initializer_range"] = 0.02;

@@ -6,7 +6,7 @@
 // string pairs. The inverse of SafetensorsFile (engine/model/safetensors.h).
 //
 // Used by tools and benchmarks that generate models or adapters on disk
-// (bench/cpu_forward_bench.cc) and, through tests/engine/safetensors_writer.h,
+// (bench/forward_bench.cc) and, through tests/engine/safetensors_writer.h,
 // by the engine tests. One writer per thread: not thread-safe.
 #pragma once
 
