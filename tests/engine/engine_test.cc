@@ -1,10 +1,13 @@
-// Engine on the real CPU tiny-llama fixture: request validation and refusals
-// before acceptance, greedy outputs equal to the HF+PEFT goldens, 32
+// Engine on the real tiny-llama fixture, on every backend (CUDA instances
+// skip where there is no device): request validation and refusals before
+// acceptance, greedy outputs equal to the HF+PEFT goldens (on CUDA up to a
+// flipped near tie, backend_param.h), 32
 // concurrent multi-adapter requests equal to each run alone, seeded sampling
 // independent of the batch, stop strings across token boundaries, stop token
 // ids, the context-length limit, adapter load semantics, event timings.
 #include "engine/engine.h"
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <utility>
@@ -17,18 +20,23 @@ namespace loraserve {
 namespace {
 
 using ::loraserve::testing::AdapterDir;
+using ::loraserve::testing::AllBackendKinds;
+using ::loraserve::testing::BackendParamName;
 using ::loraserve::testing::Greedy;
+using ::loraserve::testing::GreedyOn;
 using ::loraserve::testing::LoadGoldens;
 using ::loraserve::testing::MakeEngine;
 using ::loraserve::testing::RecordingSink;
 using ::loraserve::testing::RunAlone;
+using ::loraserve::testing::SinkGreedyAgrees;
 using ::loraserve::testing::TestOptions;
 using ::testing::HasSubstr;
 
-class EngineTest : public ::testing::Test {
+class EngineTest : public ::testing::TestWithParam<BackendKind> {
  protected:
   void SetUp() override {
-    engine_ = MakeEngine(TestOptions());
+    if (auto why = testing::BackendUnavailable(GetParam())) GTEST_SKIP() << *why;
+    engine_ = MakeEngine(TestOptions(GetParam()));
     ASSERT_NE(engine_, nullptr);
   }
   absl::Status Submit(GenerationRequest r) {
@@ -37,7 +45,7 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<Engine> engine_;
 };
 
-TEST_F(EngineTest, RefusesBadRequestsNamingTheField) {
+TEST_P(EngineTest, RefusesBadRequestsNamingTheField) {
   const std::vector<int32_t> p = {1, 2, 3};
   auto expect = [&](GenerationRequest r, absl::StatusCode code, const std::string& field) {
     const absl::Status s = Submit(std::move(r));
@@ -66,11 +74,12 @@ TEST_F(EngineTest, RefusesBadRequestsNamingTheField) {
   EXPECT_FALSE(engine_->Abort("a"));
 }
 
-TEST_F(EngineTest, GreedyMatchesGoldensAlone) {
+TEST_P(EngineTest, GreedyMatchesGoldensAlone) {
   int i = 0;
   for (const auto& g : LoadGoldens()) {
-    auto sink = RunAlone(*engine_, Greedy("g" + std::to_string(i++), g.adapter, g.prompt, 8));
-    EXPECT_EQ(sink->tokens(), g.greedy) << g.name;
+    auto sink =
+        RunAlone(*engine_, GreedyOn(GetParam(), "g" + std::to_string(i++), g.adapter, g.prompt, 8));
+    EXPECT_TRUE(SinkGreedyAgrees(GetParam(), *sink, g.greedy)) << g.name;
     const GenerationEvent end = sink->terminal();
     EXPECT_EQ(end.kind, GenerationEvent::Kind::kFinished) << g.name;
     EXPECT_EQ(end.finish, GenerationFinish::kLength) << g.name;
@@ -90,7 +99,7 @@ TEST_F(EngineTest, GreedyMatchesGoldensAlone) {
 
 // 32 requests over the base model and every fixture adapter, submitted at
 // once, produce exactly what each produces alone (and the goldens).
-TEST_F(EngineTest, ConcurrentMixedAdaptersEqualAlone) {
+TEST_P(EngineTest, ConcurrentMixedAdaptersEqualAlone) {
   const auto goldens = LoadGoldens();
   struct Case {
     std::string adapter;
@@ -111,24 +120,26 @@ TEST_F(EngineTest, ConcurrentMixedAdaptersEqualAlone) {
   }
   std::vector<std::vector<int32_t>> alone;
   for (size_t i = 0; i < cases.size(); ++i) {
-    alone.push_back(
-        RunAlone(*engine_, Greedy("alone" + std::to_string(i), cases[i].adapter, cases[i].prompt, 8))
-            ->tokens());
+    auto sink = RunAlone(*engine_, GreedyOn(GetParam(), "alone" + std::to_string(i),
+                                            cases[i].adapter, cases[i].prompt, 8));
+    alone.push_back(sink->tokens());
     if (cases[i].golden != nullptr) {
-      EXPECT_EQ(alone.back(), *cases[i].golden) << i;
+      EXPECT_TRUE(SinkGreedyAgrees(GetParam(), *sink, *cases[i].golden)) << i;
     }
   }
   std::vector<std::shared_ptr<RecordingSink>> sinks;
   for (size_t i = 0; i < cases.size(); ++i) {
     sinks.push_back(std::make_shared<RecordingSink>());
     ASSERT_TRUE(engine_
-                    ->Submit(Greedy("c" + std::to_string(i), cases[i].adapter, cases[i].prompt, 8),
+                    ->Submit(GreedyOn(GetParam(), "c" + std::to_string(i), cases[i].adapter,
+                                      cases[i].prompt, 8),
                              sinks.back())
                     .ok());
   }
   for (size_t i = 0; i < cases.size(); ++i) {
     ASSERT_TRUE(sinks[i]->WaitDone()) << i;
-    EXPECT_EQ(sinks[i]->tokens(), alone[i]) << "request " << i << " adapter " << cases[i].adapter;
+    EXPECT_TRUE(SinkGreedyAgrees(GetParam(), *sinks[i], alone[i]))
+        << "request " << i << " adapter " << cases[i].adapter;
     EXPECT_EQ(sinks[i]->terminals(), 1);
   }
   ASSERT_TRUE(engine_->WaitIdle(absl::Seconds(10)).ok());
@@ -138,7 +149,13 @@ TEST_F(EngineTest, ConcurrentMixedAdaptersEqualAlone) {
   EXPECT_GE(st.generation_tokens_total, 64 * 8);
 }
 
-TEST_F(EngineTest, SeededSamplingIndependentOfBatch) {
+TEST_P(EngineTest, SeededSamplingIndependentOfBatch) {
+  if (GetParam() != BackendKind::kCpu) {
+    // Not a missing device: bf16 logits move with the batch (another GEMM
+    // algorithm per M flips roundings) and DESIGN.md promises no batch
+    // invariance on the GPU, so a seeded draw may legitimately change.
+    GTEST_SKIP() << "sampling is batch-invariant only on the fp32 CPU backend";
+  }
   const auto goldens = LoadGoldens();
   auto sampled = [](const std::string& id, const std::string& adapter,
                     const std::vector<int32_t>& prompt, uint64_t seed) {
@@ -175,7 +192,7 @@ TEST_F(EngineTest, SeededSamplingIndependentOfBatch) {
 
 // A stop string spanning a token boundary of the greedy text is caught; the
 // emitted text ends right before it.
-TEST_F(EngineTest, StopStringAcrossTokens) {
+TEST_P(EngineTest, StopStringAcrossTokens) {
   const auto goldens = LoadGoldens();
   for (const auto& g : goldens) {
     auto sink = RunAlone(*engine_, Greedy("plain-" + g.name, g.adapter, g.prompt, 24));
@@ -212,16 +229,23 @@ TEST_F(EngineTest, StopStringAcrossTokens) {
   FAIL() << "no greedy text with two adjacent ASCII tokens of >= 2 bytes";
 }
 
-TEST_F(EngineTest, StopTokenIdsEosAndContextLength) {
+TEST_P(EngineTest, StopTokenIdsEosAndContextLength) {
   const auto g = LoadGoldens()[0];
+  // This backend's own greedy ids (the goldens' on the CPU; a flipped near
+  // tie may change them on CUDA, GreedyMatchesGoldensAlone checks that).
+  const std::vector<int32_t> greedy =
+      RunAlone(*engine_, Greedy("own", g.adapter, g.prompt, 8))->tokens();
+  ASSERT_EQ(greedy.size(), 8u);
   // The 3rd greedy token as a stop token: 3 tokens, finish kStop.
   GenerationRequest r = Greedy("st", g.adapter, g.prompt, 8);
-  r.stopping.stop_token_ids = {g.greedy[2]};
+  r.stopping.stop_token_ids = {greedy[2]};
   auto sink = RunAlone(*engine_, std::move(r));
-  std::vector<int32_t> want(g.greedy.begin(), g.greedy.begin() + 3);
+  std::vector<int32_t> want(greedy.begin(), greedy.begin() + 3);
+  // Unless the 3rd token also came earlier.
+  want.erase(std::find(want.begin(), want.end(), greedy[2]) + 1, want.end());
   EXPECT_EQ(sink->tokens(), want);
   EXPECT_EQ(sink->terminal().finish, GenerationFinish::kStop);
-  EXPECT_EQ(sink->terminal().matched_stop, std::to_string(g.greedy[2]));
+  EXPECT_EQ(sink->terminal().matched_stop, std::to_string(greedy[2]));
   // No max_tokens: the context (256) ends it.
   GenerationRequest c = Greedy("ctx", "", std::vector<int32_t>(250, 7), 8);
   c.stopping.max_tokens.reset();
@@ -231,7 +255,7 @@ TEST_F(EngineTest, StopTokenIdsEosAndContextLength) {
   EXPECT_EQ(ctx->terminal().completion_tokens, 6);
 }
 
-TEST_F(EngineTest, AdapterLoadSemantics) {
+TEST_P(EngineTest, AdapterLoadSemantics) {
   auto again = engine_->LoadAdapter("r8_all", AdapterDir("r8_all"));
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(again->already_loaded);
@@ -252,6 +276,9 @@ TEST_F(EngineTest, AdapterLoadSemantics) {
   EXPECT_EQ(Submit(Greedy("u", "r2_regex", {1, 2}, 2)).code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(engine_->ListAdapters().size(), testing::FixtureAdapters().size() - 1);
 }
+
+INSTANTIATE_TEST_SUITE_P(Backends, EngineTest, ::testing::ValuesIn(AllBackendKinds()),
+                         BackendParamName);
 
 }  // namespace
 }  // namespace loraserve

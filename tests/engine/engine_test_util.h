@@ -7,6 +7,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -16,6 +17,7 @@
 #include "engine/engine.h"
 #include "gtest/gtest.h"
 #include "nlohmann/json.hpp"
+#include "tests/engine/backend_param.h"
 
 namespace loraserve::testing {
 
@@ -24,8 +26,8 @@ inline std::string AdapterDir(const std::string& name) {
   return TinyLlamaDir() + "/adapters/" + name;
 }
 inline const std::vector<std::string>& FixtureAdapters() {
-  static const auto* names = new std::vector<std::string>{
-      "r8_all", "r2_regex", "r4_patterns", "r16_rslora_attn", "r64_mlp_layer1_bf16"};
+  static const auto* names = new std::vector<std::string>{"r8_all", "r2_regex", "r4_patterns",
+                                                          "r16_rslora_attn", "r64_mlp_layer1_bf16"};
   return *names;
 }
 
@@ -49,8 +51,9 @@ inline std::vector<Golden> LoadGoldens() {
   return out;
 }
 
-inline EngineOptions TestOptions() {
+inline EngineOptions TestOptions(BackendKind backend = BackendKind::kCpu) {
   EngineOptions o;
+  o.backend = backend;
   o.model_dir = TinyLlamaDir();
   o.num_threads = 1;
   o.max_num_seqs = 64;
@@ -86,6 +89,16 @@ inline GenerationRequest Greedy(const std::string& id, const std::string& adapte
   r.stopping.max_tokens = max_tokens;
   r.stopping.ignore_eos = true;
   r.arrival = absl::Now();
+  return r;
+}
+
+// Greedy, plus the top logprobs GreedyAgrees needs to judge a flipped near
+// tie on a backend whose tolerance allows one (CUDA); plain Greedy on the CPU.
+inline GenerationRequest GreedyOn(BackendKind backend, const std::string& id,
+                                  const std::string& adapter, std::vector<int32_t> prompt,
+                                  int32_t max_tokens) {
+  GenerationRequest r = Greedy(id, adapter, std::move(prompt), max_tokens);
+  if (ToleranceFor(backend).tie_margin > 0) r.sampling.top_logprobs = 5;
   return r;
 }
 
@@ -166,6 +179,31 @@ class RecordingSink : public GenerationSink {
   absl::Notification gate_;
 };
 
+// GreedyAgrees' gap from the logprobs a request returned (raw logits'
+// log_softmax, so differences are logit differences): the chosen token's
+// logprob minus `token`'s; nullopt when `token` is not among the top ones.
+inline std::function<std::optional<double>(size_t, int32_t)> GapFromLogprobs(
+    const RecordingSink& sink) {
+  std::vector<TokenLogprobEntry> entries;
+  for (const GenerationEvent& e : sink.events()) {
+    if (e.kind != GenerationEvent::Kind::kDelta) continue;
+    entries.insert(entries.end(), e.logprobs.begin(), e.logprobs.end());
+  }
+  return [entries = std::move(entries)](size_t k, int32_t token) -> std::optional<double> {
+    if (k >= entries.size()) return std::nullopt;
+    for (const TopLogprobEntry& t : entries[k].top) {
+      if (t.token_id == token) return double{entries[k].logprob} - t.logprob;
+    }
+    return std::nullopt;
+  };
+}
+
+// The sink's greedy tokens against `want` at `backend`'s tie margin.
+inline ::testing::AssertionResult SinkGreedyAgrees(BackendKind backend, const RecordingSink& sink,
+                                                   const std::vector<int32_t>& want) {
+  return GreedyAgrees(sink.tokens(), want, ToleranceFor(backend).tie_margin, GapFromLogprobs(sink));
+}
+
 // Submits `r` alone and waits for its end; returns the sink.
 inline std::shared_ptr<RecordingSink> RunAlone(Engine& e, GenerationRequest r) {
   auto sink = std::make_shared<RecordingSink>();
@@ -179,8 +217,8 @@ inline std::shared_ptr<RecordingSink> RunAlone(Engine& e, GenerationRequest r) {
 
 // Unified-pool pages each fixture adapter takes (FixtureAdapters() order),
 // measured on a roomy pool: one request each, then the idle adapter's pages.
-inline std::vector<int64_t> MeasureAdapterPages() {
-  auto engine = MakeEngine(TestOptions());
+inline std::vector<int64_t> MeasureAdapterPages(BackendKind backend = BackendKind::kCpu) {
+  auto engine = MakeEngine(TestOptions(backend));
   std::vector<int64_t> pages;
   if (engine == nullptr) return pages;
   for (const std::string& a : FixtureAdapters()) {
