@@ -52,6 +52,7 @@ bool Engine::Step() {
     step.block_table = kv_->Table(r.id);
     step.adapter_id = r.adapter_key;
     step.compute_logits = s.sample;
+    step.greedy_on_device = s.sample && Sampler::IsPlainGreedy(r.sampler()->params());
     batch.sequences.push_back(std::move(step));
   }
 
@@ -72,7 +73,9 @@ bool Engine::Step() {
     RequestState& r = *active_.at(s.seq->id());
     const int64_t row = forward_out_.first_row[i];
     LS_CHECK(row >= 0) << "request " << r.id << ": no logits row";
-    SampledToken t = sampler_->Sample(forward_out_.row(row).data(), r.sampler());
+    SampledToken t = batch.sequences[i].greedy_on_device
+                         ? sampler_->TakeArgMax(forward_out_.argmax[row], r.sampler())
+                         : sampler_->Sample(forward_out_.row(row).data(), r.sampler());
     ++generation_tokens_total_;
     const bool end = r.OnToken(t, now);
     step_outputs_.push_back(StepOutput{r.id, t.token, end});

@@ -174,6 +174,13 @@ class Backend {
                                   const LoraSliceColumns& cols, void* y /* [num_tokens, y_cols] */,
                                   int64_t y_cols, StreamRef stream) = 0;
 
+  // out[r] = the index of the largest of logits[r, :vocab] (ties: the lowest
+  // index; NaN never wins; an all-NaN row gives 0): greedy sampling without
+  // copying the logits to the host. Matches the host sampler's ArgMax.
+  virtual absl::Status ArgMaxRows(const float* logits /* [rows, vocab] */, int64_t rows,
+                                  int64_t vocab, int32_t* out /* [rows] */,
+                                  StreamRef stream) = 0;
+
   // logits[r, :] = hidden[r, :] . lm_head^T, in fp32.
   virtual absl::Status Logits(const void* hidden /* [rows, hidden_size] */,
                               const void* lm_head /* [vocab, hidden_size] */, int64_t rows,

@@ -141,6 +141,21 @@ absl::StatusOr<bool> CheckLogitsArgs(const void* hidden, const void* lm_head, in
   return true;
 }
 
+absl::StatusOr<bool> CheckArgMaxRowsArgs(const float* logits, int64_t rows, int64_t vocab,
+                                         const int32_t* out) {
+  constexpr const char* kOp = "ArgMaxRows";
+  RETURN_IF_ERROR(NonNegative(kOp, "rows", rows));
+  RETURN_IF_ERROR(Positive(kOp, "vocab", vocab));
+  if (vocab > std::numeric_limits<int32_t>::max()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kOp, ": vocab=", vocab, " does not fit an int32 index"));
+  }
+  if (rows == 0) return false;
+  RETURN_IF_ERROR(Pointer(kOp, "logits", logits));
+  RETURN_IF_ERROR(Pointer(kOp, "out", out));
+  return true;
+}
+
 absl::StatusOr<bool> CheckWriteKvArgs(const void* k, int64_t k_row_stride, const void* v,
                                       int64_t v_row_stride, int64_t num_tokens,
                                       const int64_t* slot_mapping, const void* kv_base,

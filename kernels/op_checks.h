@@ -80,6 +80,10 @@ inline absl::Status AtLeast(const char* op, const char* what, int64_t v, const c
                                                    int64_t rows, int64_t vocab,
                                                    int64_t hidden_size, const float* logits);
 
+// vocab must fit int32 (the result is an int32 index).
+[[nodiscard]] absl::StatusOr<bool> CheckArgMaxRowsArgs(const float* logits, int64_t rows,
+                                                       int64_t vocab, const int32_t* out);
+
 // `elt_size`: bytes per K/V element in the backend's cache.
 [[nodiscard]] absl::StatusOr<bool> CheckWriteKvArgs(const void* k, int64_t k_row_stride,
                                                     const void* v, int64_t v_row_stride,

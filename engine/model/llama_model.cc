@@ -103,6 +103,7 @@ absl::Status LlamaModel::GrowActivations(int64_t t, int64_t r, int64_t max_rank)
   RETURN_IF_ERROR(GrowBuffer(b, w.lora_v, std::max<int64_t>(1, t * kMaxLoraSlices * max_rank) * 4));
   RETURN_IF_ERROR(GrowBuffer(b, w.sel, std::max<int64_t>(1, r) * hidden * elt));
   RETURN_IF_ERROR(GrowBuffer(b, w.logits, std::max<int64_t>(1, r) * c.vocab_size * 4));
+  RETURN_IF_ERROR(GrowBuffer(b, w.d_argmax, std::max<int64_t>(1, r) * 4));
   return absl::OkStatus();
 }
 
@@ -143,7 +144,13 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, const KvCacheView& k
   for (int l = 0; l < c.num_hidden_layers; ++l) RETURN_IF_ERROR(Layer(l, t, attn, kv));
 
   out->vocab = c.vocab_size;
-  out->logits.resize(static_cast<size_t>(r * c.vocab_size));
+  out->argmax.resize(static_cast<size_t>(r));
+  // The logits come to the host unless only argmaxes are wanted.
+  bool host_logits = false;
+  for (const SequenceStep& s : batch.sequences) {
+    host_logits |= s.all_logits || (s.compute_logits && !s.greedy_on_device);
+  }
+  out->logits.resize(host_logits ? static_cast<size_t>(r * c.vocab_size) : 0);
   if (r > 0) {
     RETURN_IF_ERROR(b.GatherRows(w.x.data(), t, hidden, w.d_logit_rows.as<const int32_t>(), r,
                                  w.sel.data(), {}));
@@ -151,8 +158,14 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, const KvCacheView& k
                               static_cast<float>(c.rms_norm_eps), w.sel.data(), {}));
     RETURN_IF_ERROR(b.Logits(w.sel.data(), weights_->lm_head(), r, c.vocab_size, hidden,
                              w.logits.as<float>(), {}));
-    RETURN_IF_ERROR(b.CopyToHost(out->logits.data(), w.logits.data(),
-                                 out->logits.size() * sizeof(float), {}));
+    RETURN_IF_ERROR(b.ArgMaxRows(w.logits.as<const float>(), r, c.vocab_size,
+                                 w.d_argmax.as<int32_t>(), {}));
+    RETURN_IF_ERROR(b.CopyToHost(out->argmax.data(), w.d_argmax.data(),
+                                 out->argmax.size() * sizeof(int32_t), {}));
+    if (host_logits) {
+      RETURN_IF_ERROR(b.CopyToHost(out->logits.data(), w.logits.data(),
+                                   out->logits.size() * sizeof(float), {}));
+    }
   }
   return b.Synchronize({});
 }

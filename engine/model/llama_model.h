@@ -44,6 +44,9 @@ struct SequenceStep {
   uint64_t adapter_id = 0;  // with ForwardBatch::lora: the adapter key; 0 = base model
   bool compute_logits = true;            // logits of the last new token
   bool all_logits = false;               // logits of every new token (overrides the above)
+  // With compute_logits: only the argmax of the row is needed (greedy), so
+  // its logits may stay on the device (ForwardOutput::argmax has it).
+  bool greedy_on_device = false;
 };
 
 struct ForwardBatch {
@@ -59,10 +62,13 @@ struct ForwardOutput {
   // [num_rows, vocab] fp32, sequences in the caller's order: 1 row for
   // compute_logits, tokens.size() rows for all_logits, none otherwise.
   std::vector<float> logits;
+  // Empty instead when every sequence with a row set greedy_on_device.
   // Per sequence: its first row in `logits`, -1 when it has none.
   std::vector<int64_t> first_row;
+  // [num_rows]: each row's argmax (Backend::ArgMaxRows: ties to the lowest id).
+  std::vector<int32_t> argmax;
 
-  int64_t num_rows() const { return vocab == 0 ? 0 : static_cast<int64_t>(logits.size()) / vocab; }
+  int64_t num_rows() const { return static_cast<int64_t>(argmax.size()); }
   std::span<const float> row(int64_t r) const {
     return std::span<const float>(logits).subspan(static_cast<size_t>(r * vocab),
                                                   static_cast<size_t>(vocab));

@@ -37,6 +37,7 @@ struct LlamaModel::Workspace {
   DeviceBuffer d_seq_lens;      // [S] int32
   DeviceBuffer d_block_tables;  // [S, max_blocks] int32
   DeviceBuffer d_logit_rows;    // [R] int32
+  DeviceBuffer d_argmax;        // [R] int32
 
   // Host staging of the same, in grouped (internal) order.
   std::vector<int32_t> tokens, positions, query_start, seq_lens, block_tables, logit_rows;

@@ -115,6 +115,21 @@ SampledToken Sampler::Sample(const float* logits, SamplerState* state) {
   return out;
 }
 
+bool Sampler::IsPlainGreedy(const SamplingParams& p) {
+  return (p.temperature < kGreedyTemperature || p.top_k == 1) && !p.has_penalties() &&
+         !p.wants_logprobs();
+}
+
+SampledToken Sampler::TakeArgMax(int32_t token, SamplerState* state) {
+  LS_CHECK(IsPlainGreedy(state->params_)) << "TakeArgMax needs plain greedy sampling";
+  LS_CHECK(token >= 0 && token < vocab_size_) << "argmax " << token << " outside the vocab";
+  ++state->num_sampled_;  // the draw Sample would have consumed
+  state->AddOutputToken(token);
+  SampledToken out;
+  out.token = token;
+  return out;
+}
+
 void Sampler::ApplyPenalties(const SamplerState& state, float* x) const {
   const SamplingParams& p = state.params_;
   if (p.repetition_penalty != 1.0f) {

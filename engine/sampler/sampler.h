@@ -117,6 +117,15 @@ class Sampler {
   // logits: [vocab_size] raw logits of the sequence's last position.
   SampledToken Sample(const float* logits, SamplerState* state);
 
+  // Whether Sample picks exactly the argmax of the raw logits for these params
+  // (greedy, no penalties, no logprobs). Then the argmax may be taken on the
+  // device (Backend::ArgMaxRows) and TakeArgMax used instead of Sample, so the
+  // logits need not be copied to the host.
+  static bool IsPlainGreedy(const SamplingParams& params);
+  // Sample's bookkeeping (draw index, output counts) for `token`, the argmax
+  // computed elsewhere. Only for IsPlainGreedy params.
+  SampledToken TakeArgMax(int32_t token, SamplerState* state);
+
   // One token per row. logits: [states.size(), vocab_size], row-major.
   void SampleBatch(const float* logits, std::span<SamplerState* const> states,
                    std::vector<SampledToken>* out);

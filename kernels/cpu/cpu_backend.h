@@ -81,6 +81,8 @@ class CpuBackend final : public Backend {
                           StreamRef stream) override;
   absl::Status Logits(const void* hidden, const void* lm_head, int64_t rows, int64_t vocab,
                       int64_t hidden_size, float* logits, StreamRef stream) override;
+  absl::Status ArgMaxRows(const float* logits, int64_t rows, int64_t vocab, int32_t* out,
+                          StreamRef stream) override;
 
  private:
   explicit CpuBackend(int num_threads);

@@ -1,4 +1,5 @@
-// CpuBackend: Gemm and Logits through OpenBLAS cblas_sgemm.
+// CpuBackend: Gemm and Logits through OpenBLAS cblas_sgemm, and the greedy
+// pick over logits rows (ArgMaxRows).
 #include <cblas.h>
 
 #include "common/status.h"
@@ -43,6 +44,26 @@ absl::Status CpuBackend::Logits(const void* hidden, const void* lm_head, int64_t
   if (!has_work) return absl::OkStatus();
   Sgemm(static_cast<const float*>(hidden), static_cast<const float*>(lm_head), rows, vocab,
         hidden_size, 0.0f, logits);
+  return absl::OkStatus();
+}
+
+absl::Status CpuBackend::ArgMaxRows(const float* logits, int64_t rows, int64_t vocab,
+                                    int32_t* out, StreamRef) {
+  ASSIGN_OR_RETURN(const bool has_work, op_checks::CheckArgMaxRowsArgs(logits, rows, vocab, out));
+  if (!has_work) return absl::OkStatus();
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = logits + r * vocab;
+    int32_t best = 0;
+    bool found = false;
+    for (int64_t i = 0; i < vocab; ++i) {
+      if (x[i] != x[i]) continue;  // NaN never wins
+      if (!found || x[i] > x[best]) {
+        best = static_cast<int32_t>(i);
+        found = true;
+      }
+    }
+    out[r] = best;
+  }
   return absl::OkStatus();
 }
 

@@ -52,6 +52,14 @@ absl::Status CudaBackend::Logits(const void* hidden, const void* lm_head, int64_
   return gemm_->Logits(hidden, lm_head, rows, vocab, hidden_size, logits, Resolve(stream));
 }
 
+absl::Status CudaBackend::ArgMaxRows(const float* logits, int64_t rows, int64_t vocab,
+                                     int32_t* out, StreamRef stream) {
+  ASSIGN_OR_RETURN(const bool has_work, op_checks::CheckArgMaxRowsArgs(logits, rows, vocab, out));
+  if (!has_work) return absl::OkStatus();
+  RETURN_IF_ERROR(UseDevice());
+  return cuda::LaunchArgMaxRows(logits, rows, vocab, out, Resolve(stream));
+}
+
 absl::Status CudaBackend::Rope(void* qkv, int64_t row_stride, int64_t num_tokens,
                                int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
                                const int32_t* positions, const float* inv_freq, StreamRef stream) {

@@ -95,6 +95,60 @@ __global__ void BroadcastBiasKernel(const Bf16* __restrict__ bias, int64_t m, in
   }
 }
 
+// (v, i) becomes the better of itself and (v2, i2): the larger value, equal
+// values to the lower index; i < 0 marks "no candidate" (all NaN so far) and
+// always loses. A total order, so any reduction order gives the same answer.
+__device__ __forceinline__ void KeepBetter(float& v, int& i, float v2, int i2) {
+  if (i2 < 0) return;
+  if (i < 0 || v2 > v || (v2 == v && i2 < i)) {
+    v = v2;
+    i = i2;
+  }
+}
+
+__device__ __forceinline__ void WarpKeepBetter(float& v, int& i) {
+  for (int off = 16; off > 0; off >>= 1) {
+    const float v2 = __shfl_xor_sync(0xffffffffu, v, off);
+    const int i2 = __shfl_xor_sync(0xffffffffu, i, off);
+    KeepBetter(v, i, v2, i2);
+  }
+}
+
+constexpr int kArgMaxThreads = 256;
+
+// One block per row: each thread scans a strided slice (ascending, strict >,
+// so it keeps its first maximum), then warp and block reductions.
+__global__ void __launch_bounds__(kArgMaxThreads)
+    ArgMaxRowsKernel(const float* __restrict__ logits, int64_t vocab, int32_t* __restrict__ out) {
+  const float* x = logits + static_cast<int64_t>(blockIdx.x) * vocab;
+  float v = 0.0f;
+  int idx = -1;
+  for (int64_t j = threadIdx.x; j < vocab; j += kArgMaxThreads) {
+    const float xj = x[j];
+    if (xj != xj) continue;  // NaN never wins
+    if (idx < 0 || xj > v) {
+      v = xj;
+      idx = static_cast<int>(j);
+    }
+  }
+  WarpKeepBetter(v, idx);
+  __shared__ float warp_v[kArgMaxThreads / 32];
+  __shared__ int warp_i[kArgMaxThreads / 32];
+  const int warp = static_cast<int>(threadIdx.x) / 32;
+  const int lane = static_cast<int>(threadIdx.x) % 32;
+  if (lane == 0) {
+    warp_v[warp] = v;
+    warp_i[warp] = idx;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    v = lane < kArgMaxThreads / 32 ? warp_v[lane] : 0.0f;
+    idx = lane < kArgMaxThreads / 32 ? warp_i[lane] : -1;
+    WarpKeepBetter(v, idx);
+    if (lane == 0) out[blockIdx.x] = idx < 0 ? 0 : idx;
+  }
+}
+
 }  // namespace
 
 absl::Status LaunchGatherRows(const void* src, int64_t src_rows, int64_t width,
@@ -174,6 +228,17 @@ absl::Status ProbeKernelImage(int device_major, int device_minor) {
       absl::StrCat("this binary has no device code for the GPU's compute capability ", device_major,
                    ".", device_minor, " (", cudaGetErrorName(err),
                    "); rebuild with CMAKE_CUDA_ARCHITECTURES including it"));
+}
+
+absl::Status LaunchArgMaxRows(const float* logits, int64_t rows, int64_t vocab, int32_t* out,
+                              cudaStream_t stream) {
+  if (rows <= 0 || vocab <= 0) return absl::OkStatus();
+  if (rows > 0x7fffffff) {
+    return absl::InvalidArgumentError(absl::StrCat("ArgMaxRows: rows=", rows, " exceeds the grid"));
+  }
+  ArgMaxRowsKernel<<<static_cast<unsigned>(rows), kArgMaxThreads, 0, stream>>>(logits, vocab, out);
+  RETURN_IF_CUDA_ERROR(cudaGetLastError());
+  return absl::OkStatus();
 }
 
 }  // namespace loraserve::cuda

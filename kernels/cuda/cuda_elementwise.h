@@ -40,6 +40,11 @@ absl::Status LaunchSiluAndMul(const void* gate_up /* [rows, 2 * intermediate] bf
 absl::Status LaunchResidualAdd(void* residual /* [n] bf16 */, const void* delta /* [n] bf16 */,
                                int64_t n, cudaStream_t stream);
 
+// out[r] = index of the largest of logits[r, :vocab], ties to the lowest
+// index, NaN skipped, all-NaN row -> 0 (the CPU twin's rule). One block per row.
+absl::Status LaunchArgMaxRows(const float* logits /* [rows, vocab] */, int64_t rows,
+                              int64_t vocab, int32_t* out /* [rows] */, cudaStream_t stream);
+
 // y[i, j] = bias[j] (add == false) or y[i, j] = bf16(y[i, j] + bias[j])
 // (add == true), for i < m, j < n. The GEMM seeds its output with this and
 // then accumulates x . w^T into it (beta = 1).

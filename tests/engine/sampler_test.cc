@@ -59,6 +59,36 @@ TEST(SamplerTest, GreedyPicksArgmaxTiesToLowestId) {
   EXPECT_EQ(sampler.Sample(tied, &st).token, 1);
 }
 
+TEST(SamplerTest, PlainGreedyArgMaxFromElsewhereKeepsTheSameState) {
+  SamplingParams greedy = Seeded(3, 0.0f);
+  EXPECT_TRUE(Sampler::IsPlainGreedy(greedy));
+  SamplingParams top1 = Seeded(3, 1.0f);
+  top1.top_k = 1;
+  EXPECT_TRUE(Sampler::IsPlainGreedy(top1));
+  EXPECT_FALSE(Sampler::IsPlainGreedy(Seeded(3, 0.7f)));
+  SamplingParams penalized = greedy;
+  penalized.repetition_penalty = 1.2f;
+  EXPECT_FALSE(Sampler::IsPlainGreedy(penalized));  // penalties change the argmax
+  SamplingParams logprobs = greedy;
+  logprobs.logprobs = true;
+  EXPECT_FALSE(Sampler::IsPlainGreedy(logprobs));  // needs the logits on the host
+
+  // The same tokens through Sample and through TakeArgMax leave equal states.
+  Sampler sampler(4);
+  SamplerState by_sample = MakeState(greedy, 4);
+  SamplerState by_argmax = MakeState(greedy, 4);
+  const float steps[3][4] = {{0.1f, 2.5f, -1.0f, 2.4f}, {3.0f, 3.0f, 0.0f, 1.0f},
+                             {0.0f, 0.0f, 0.0f, 9.0f}};
+  const int32_t argmax[3] = {1, 0, 3};
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(sampler.Sample(steps[i], &by_sample).token, argmax[i]);
+    EXPECT_EQ(sampler.TakeArgMax(argmax[i], &by_argmax).token, argmax[i]);
+  }
+  EXPECT_EQ(by_argmax.num_sampled(), by_sample.num_sampled());
+  EXPECT_EQ(by_argmax.num_sampled(), 3);
+  for (int32_t t = 0; t < 4; ++t) EXPECT_EQ(by_argmax.OutputCount(t), by_sample.OutputCount(t));
+}
+
 TEST(SamplerTest, TemperatureZeroIgnoresSeed) {
   Sampler sampler(5);
   const float logits[] = {0.3f, 0.2f, 0.31f, -4.0f, 0.0f};

@@ -5,6 +5,9 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
 #include <numbers>
 
 #include "gmock/gmock.h"
@@ -371,6 +374,39 @@ TEST(CpuBackend, BadShapesNameTheOp) {
                  "GatherRows: indices[1]=50");
   expect_invalid(backend->SiluAndMul(p, 2, 0, p, {}), "SiluAndMul: intermediate");
   expect_invalid(backend->Logits(p, p, 1, 0, 8, static_cast<float*>(p), {}), "Logits: n");
+}
+
+}  // namespace
+}  // namespace loraserve
+
+namespace loraserve {
+namespace {
+
+// ArgMaxRows: the greedy pick, by hand: first maximum wins, NaN never wins,
+// -inf rows and all-NaN rows are defined, rows are independent.
+TEST(CpuBackend, ArgMaxRowsPicksTheFirstLargestAndSkipsNaN) {
+  auto backend = testing::MakeCpuBackend();
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> logits = {
+      0.5f, 2.0f, -1.0f, 2.0f, 1.0f,   // tie: the lower index (1)
+      nan,  -3.0f, nan, -2.5f, -9.0f,  // NaN skipped: 3
+      -inf, -inf, -inf, -inf, -inf,    // all -inf: the first (0)
+      nan,  nan,  nan,  nan,  nan,     // all NaN: 0 by definition
+      1.0f, 1.0f, 1.0f, 1.0f, 7.0f};   // the last column (4)
+  std::vector<int32_t> out(5, -7);
+  ASSERT_TRUE(backend->ArgMaxRows(logits.data(), 5, 5, out.data(), {}).ok());
+  EXPECT_EQ(out, (std::vector<int32_t>{1, 3, 0, 0, 4}));
+
+  // Zero rows touch nothing; bad sizes name the op and the value.
+  std::vector<int32_t> untouched = {-7};
+  EXPECT_TRUE(backend->ArgMaxRows(nullptr, 0, 5, untouched.data(), {}).ok());
+  EXPECT_EQ(untouched[0], -7);
+  auto bad = backend->ArgMaxRows(logits.data(), 1, 0, out.data(), {});
+  EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(bad.message()), ::testing::HasSubstr("ArgMaxRows: vocab"));
+  auto big = backend->ArgMaxRows(logits.data(), 1, int64_t{1} << 32, out.data(), {});
+  EXPECT_THAT(std::string(big.message()), ::testing::HasSubstr("does not fit an int32"));
 }
 
 }  // namespace

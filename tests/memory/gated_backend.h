@@ -137,6 +137,10 @@ class GatedBackend final : public Backend {
     }
     return inner_->Logits(h, lm, rows, vocab, hs, out, s);
   }
+  absl::Status ArgMaxRows(const float* logits, int64_t rows, int64_t vocab, int32_t* out,
+                          StreamRef s) override {
+    return inner_->ArgMaxRows(logits, rows, vocab, out, s);
+  }
   // Every Logits call returns `error` until set back to OK (a failing step).
   void FailLogits(absl::Status error) {
     absl::MutexLock l(&mu_);

@@ -13,6 +13,7 @@
 //    atol for results near zero (Rope's x1 c - x2 s cancels: 1e-5 for
 //    inputs in [-1, 1]), and a relative error norm below 4e-3.
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "gtest/gtest.h"
@@ -240,6 +241,32 @@ TEST_F(CudaOpsTest, OpsRunOnAnotherStream) {
   const auto ref = Download(*cpu_, cout, rows * hidden);
   ExpectWithin(GetCuda(gout, rows * hidden), ref, RelTol(ref, kBf16Rtol, 1e-6), kBf16NormTol,
                "rmsnorm on a second stream");
+}
+
+TEST_F(CudaOpsTest, ArgMaxRowsMatchesCpu) {
+  // Rows of fp32 logits with many exact ties (values on a coarse grid), a NaN
+  // sprinkled in, vocab sizes around the block size and a Llama-sized one.
+  uint32_t seed = 900;
+  for (int64_t vocab : {1, 255, 256, 257, 1000, 32000, 128256}) {
+    for (int64_t rows : {1, 3, 7, 33}) {
+      std::vector<float> logits(static_cast<size_t>(rows * vocab));
+      uint32_t state = ++seed;
+      for (float& x : logits) {
+        state = state * 1664525u + 1013904223u;
+        x = static_cast<float>((state >> 8) % 64) - 32.0f;  // many equal maxima
+        if ((state >> 4) % 997 == 0) x = std::numeric_limits<float>::quiet_NaN();
+      }
+      std::vector<int32_t> want(static_cast<size_t>(rows));
+      ASSERT_TRUE(cpu_->ArgMaxRows(logits.data(), rows, vocab, want.data(), {}).ok());
+      auto dl = UploadRaw(*cuda_, logits);
+      auto dout = UploadRaw(*cuda_, std::vector<int32_t>(static_cast<size_t>(rows), -5));
+      ASSERT_TRUE(cuda_->ArgMaxRows(dl.as<float>(), rows, vocab, dout.as<int32_t>(), {}).ok());
+      std::vector<int32_t> got(static_cast<size_t>(rows));
+      ASSERT_TRUE(cuda_->CopyToHost(got.data(), dout.data(), got.size() * sizeof(int32_t), {}).ok());
+      ASSERT_TRUE(cuda_->Synchronize({}).ok());
+      EXPECT_EQ(got, want) << "vocab " << vocab << " rows " << rows;
+    }
+  }
 }
 
 }  // namespace
