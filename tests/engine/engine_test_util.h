@@ -4,7 +4,6 @@
 #pragma once
 
 #include <cstdint>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -16,7 +15,7 @@
 #include "absl/time/time.h"
 #include "engine/engine.h"
 #include "gtest/gtest.h"
-#include "nlohmann/json.hpp"
+#include "tests/golden_cases.h"
 #include "tests/engine/backend_param.h"
 
 namespace loraserve::testing {
@@ -31,25 +30,9 @@ inline const std::vector<std::string>& FixtureAdapters() {
   return *names;
 }
 
-struct Golden {
-  std::string name;
-  std::string adapter;
-  std::vector<int32_t> prompt;
-  std::vector<int32_t> greedy;
-};
+using Golden = GoldenCase<int32_t>;
 
-inline std::vector<Golden> LoadGoldens() {
-  std::ifstream in(TinyLlamaDir() + "/golden.json");
-  nlohmann::json j;
-  in >> j;
-  std::vector<Golden> out;
-  for (const auto& c : j.at("cases")) {
-    out.push_back({c.at("name").get<std::string>(), c.at("adapter").get<std::string>(),
-                   c.at("prompt_ids").get<std::vector<int32_t>>(),
-                   c.at("greedy_ids").get<std::vector<int32_t>>()});
-  }
-  return out;
-}
+inline std::vector<Golden> LoadGoldens() { return LoadGoldenCases<int32_t>(TinyLlamaDir()); }
 
 inline EngineOptions TestOptions(BackendKind backend = BackendKind::kCpu) {
   EngineOptions o;

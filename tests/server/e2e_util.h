@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <cstdint>
-#include <fstream>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -24,8 +23,8 @@
 #include "gtest/gtest.h"
 #include "loraserve/v1/admin.grpc.pb.h"
 #include "loraserve/v1/generation.grpc.pb.h"
-#include "nlohmann/json.hpp"
 #include "server/server.h"
+#include "tests/golden_cases.h"
 
 namespace loraserve::e2e {
 
@@ -37,26 +36,9 @@ inline const std::vector<std::string>& FixtureAdapterNames() {
   return *names;
 }
 
-struct Golden {
-  std::string name;
-  std::string adapter;
-  std::vector<uint32_t> prompt;
-  std::vector<uint32_t> greedy;
-};
+using Golden = testing::GoldenCase<uint32_t>;  // ids as on the wire
 
-inline std::vector<Golden> LoadGoldens() {
-  std::ifstream in(ModelDir() + "/golden.json");
-  LS_CHECK(in.good()) << "cannot open golden.json";
-  nlohmann::json j;
-  in >> j;
-  std::vector<Golden> out;
-  for (const auto& c : j.at("cases")) {
-    out.push_back({c.at("name").get<std::string>(), c.at("adapter").get<std::string>(),
-                   c.at("prompt_ids").get<std::vector<uint32_t>>(),
-                   c.at("greedy_ids").get<std::vector<uint32_t>>()});
-  }
-  return out;
-}
+inline std::vector<Golden> LoadGoldens() { return testing::LoadGoldenCases<uint32_t>(ModelDir()); }
 
 inline const Golden& FindGolden(const std::vector<Golden>& goldens, const std::string& name) {
   for (const Golden& g : goldens) {
