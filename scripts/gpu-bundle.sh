@@ -34,10 +34,12 @@ done
 programs=(loraserve loraserve-cli loraserve-loadgen loraserve-make-model
           loraserve-make-adapters lora_kernels_bench forward_bench)
 
+# No -Werror here: GCC 12 at -O3 raises known false positives inside libstdc++
+# (free-nonheap-object, restrict); CI checks warnings at RelWithDebInfo.
 if [[ $pack_only -eq 0 ]]; then
   bash scripts/install-deps.sh
   cmake -S . -B "$build_dir" -G Ninja -DCMAKE_BUILD_TYPE=Release -DLORASERVE_CUDA=ON \
-        -DCMAKE_CUDA_ARCHITECTURES=90 -DLORASERVE_WERROR=ON
+        -DCMAKE_CUDA_ARCHITECTURES=90
   cmake --build "$build_dir" -j "${JOBS:-$(nproc)}"
 fi
 
