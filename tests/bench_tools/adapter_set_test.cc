@@ -25,14 +25,8 @@ namespace {
 
 using testing::FixtureModelDir;
 using ::testing::HasSubstr;
+using testing::ReadAll;
 using testing::ScopedTempDir;
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 AdapterSetOptions Options(const std::string& out, int num) {
   AdapterSetOptions o;

@@ -4,11 +4,21 @@
 #pragma once
 
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "gtest/gtest.h"
 
 namespace loraserve::bench::testing {
+
+// The whole file (binary); empty when it cannot be read.
+inline std::string ReadAll(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 inline std::string FixtureModelDir() {
   return std::string(LORASERVE_TEST_DATA_DIR) + "/tiny-llama";

@@ -27,14 +27,8 @@ namespace loraserve::bench {
 namespace {
 
 using ::testing::HasSubstr;
+using testing::ReadAll;
 using testing::ScopedTempDir;
-
-std::string ReadAll(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 SyntheticModelOptions Tiny(const std::string& out) {
   SyntheticModelOptions o;
