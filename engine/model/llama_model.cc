@@ -144,11 +144,13 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, const KvCacheView& k
   for (int l = 0; l < c.num_hidden_layers; ++l) RETURN_IF_ERROR(Layer(l, t, attn, kv));
 
   out->vocab = c.vocab_size;
-  out->argmax.resize(static_cast<size_t>(r));
+  out->argmax.assign(static_cast<size_t>(r), 0);
   // The logits come to the host unless only argmaxes are wanted.
   bool host_logits = false;
+  bool device_argmax = false;
   for (const SequenceStep& s : batch.sequences) {
     host_logits |= s.all_logits || (s.compute_logits && !s.greedy_on_device);
+    device_argmax |= s.compute_logits && !s.all_logits && s.greedy_on_device;
   }
   out->logits.resize(host_logits ? static_cast<size_t>(r * c.vocab_size) : 0);
   if (r > 0) {
@@ -158,10 +160,12 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, const KvCacheView& k
                               static_cast<float>(c.rms_norm_eps), w.sel.data(), {}));
     RETURN_IF_ERROR(b.Logits(w.sel.data(), weights_->lm_head(), r, c.vocab_size, hidden,
                              w.logits.as<float>(), {}));
-    RETURN_IF_ERROR(b.ArgMaxRows(w.logits.as<const float>(), r, c.vocab_size,
-                                 w.d_argmax.as<int32_t>(), {}));
-    RETURN_IF_ERROR(b.CopyToHost(out->argmax.data(), w.d_argmax.data(),
-                                 out->argmax.size() * sizeof(int32_t), {}));
+    if (device_argmax) {  // only greedy_on_device rows read it
+      RETURN_IF_ERROR(b.ArgMaxRows(w.logits.as<const float>(), r, c.vocab_size,
+                                   w.d_argmax.as<int32_t>(), {}));
+      RETURN_IF_ERROR(b.CopyToHost(out->argmax.data(), w.d_argmax.data(),
+                                   out->argmax.size() * sizeof(int32_t), {}));
+    }
     if (host_logits) {
       RETURN_IF_ERROR(b.CopyToHost(out->logits.data(), w.logits.data(),
                                    out->logits.size() * sizeof(float), {}));

@@ -65,7 +65,8 @@ struct ForwardOutput {
   // Empty instead when every sequence with a row set greedy_on_device.
   // Per sequence: its first row in `logits`, -1 when it has none.
   std::vector<int64_t> first_row;
-  // [num_rows]: each row's argmax (Backend::ArgMaxRows: ties to the lowest id).
+  // [num_rows]: each row's argmax (Backend::ArgMaxRows: ties to the lowest
+  // id), computed only when some sequence set greedy_on_device (else 0s).
   std::vector<int32_t> argmax;
 
   int64_t num_rows() const { return static_cast<int64_t>(argmax.size()); }
