@@ -6,6 +6,12 @@
 // PeftAdapter::Load and packed by the model's own adapter row cache (warmed
 // before timing). Forward ends in a Synchronize (logits come back to the
 // host), so host clocks time whole steps on every backend.
+// --random-weights[=SEED] (SEED defaults to 1) writes no safetensors
+// (make-model --no-weights: config + tokenizer only) and has the model
+// generate its weights on the backend (LlamaModel::Options::
+// random_weights_seed), so a Llama-7B/13B-shaped run needs no weight files
+// and no minutes of writing them; a --model-dir with config.json is then
+// used for its config alone.
 //
 // Sweep mode (default; the former cpu_forward_bench): per batch size B,
 // prefill (B x --prompt tokens, one Forward, best of --prefill-reps) and
@@ -25,10 +31,12 @@
 // tokens/s, the overhead over no LoRA next to issue 7's 5% target, and the
 // memory-bound floor: (weights + KV + distinct adapters' rank-rows read) /
 // the device copy bandwidth measured at start (CopyDeviceToDevice, read +
-// write bytes per second).
+// write bytes per second), and whether the timed steps ran as decode-graph
+// launches or op by op (--graphs=auto: graphs on CUDA; on/off force it).
 //
 // Usage: forward_bench [--device=cpu|cuda] [--shape=smollm-135m] [--model-dir=DIR]
-//          [--rank=16] [--prompt=128] [--decode-steps=8] [--keep-dir]
+//          [--random-weights[=SEED]] [--rank=16] [--prompt=128] [--decode-steps=8]
+//          [--keep-dir] [--graphs=auto|on|off]
 //          sweep:  [--batches=1,8,32] [--prefill-reps=1]
 //          decode: --decode-batch=64 [--adapters=0,1,64] [--warmup=3]
 // CPU threads: the backend's parallel-for uses every core; OpenBLAS its own.
@@ -41,6 +49,7 @@
 #include <cstring>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -67,6 +76,7 @@ struct Flags {
   std::string device = "cpu";
   std::string shape = "smollm-135m";
   std::string model_dir;  // reused when it has config.json, else generated there and kept
+  std::optional<uint64_t> random_weights;  // set: weights generated on the backend from this seed
   int rank = 16;
   std::vector<int> batches = {1, 8, 32};
   int prompt = 128;
@@ -76,6 +86,7 @@ struct Flags {
   std::vector<int> adapters = {0, 1, 64};
   int warmup = 3;
   bool keep_dir = false;
+  LlamaModel::GraphMode graphs = LlamaModel::GraphMode::kAuto;  // --graphs=auto|on|off
 };
 
 using AdapterPtr = std::shared_ptr<const PeftAdapter>;
@@ -131,9 +142,20 @@ absl::Status Setup(const Flags& f, int num_adapters, int max_b, int ctx, Bench* 
     mo.shape = f.shape;
     mo.out_dir = b->dir;
     mo.seed = 1;
+    mo.write_weights = !f.random_weights.has_value();
     ASSIGN_OR_RETURN(const bench::SyntheticModelSummary ms, bench::MakeSyntheticModel(mo));
-    std::printf("model: %s-shaped, random BF16, %.1f MB, written to %s in %.1f s\n",
-                f.shape.c_str(), double(ms.weight_bytes) / 1e6, b->dir.c_str(), ms.seconds);
+    if (mo.write_weights) {
+      std::printf("model: %s-shaped, random BF16, %.1f MB, written to %s in %.1f s\n",
+                  f.shape.c_str(), double(ms.weight_bytes) / 1e6, b->dir.c_str(), ms.seconds);
+    } else {
+      std::printf("model: %s-shaped, config + tokenizer only, written to %s\n", f.shape.c_str(),
+                  b->dir.c_str());
+    }
+  }
+  if (f.random_weights.has_value()) {
+    std::printf("model: --random-weights: weights generated on the backend from seed %llu"
+                " (safetensors in the directory, if any, are not read)\n",
+                static_cast<unsigned long long>(*f.random_weights));
   }
   bench::AdapterSetOptions ao;
   ao.base_dir = b->dir;
@@ -150,6 +172,8 @@ absl::Status Setup(const Flags& f, int num_adapters, int max_b, int ctx, Bench* 
   LlamaModel::Options lo;
   lo.backend = b->backend.get();
   lo.model_dir = b->dir;
+  lo.random_weights_seed = f.random_weights;
+  lo.graphs = f.graphs;
   ASSIGN_OR_RETURN(b->model, LlamaModel::Create(lo));
   AdapterLoadOptions alo;
   alo.max_rank = std::max(alo.max_rank, f.rank);
@@ -293,6 +317,7 @@ absl::Status RunDecode(const Flags& f, Bench& b) {
       for (int i = 0; i < u; ++i) adapter_bytes += AdapterRowBytes(*b.adapters[size_t(i)], elt);
       for (int i = 0; u > 0 && i < bs; ++i) on[size_t(i)] = b.adapters[size_t(i % u)];
       for (int w = 0; w < f.warmup; ++w) RETURN_IF_ERROR(b.Step(0, bs, on, 1, f.prompt));
+      const int64_t launches_before = b.model->graph_stats().launches;
       std::vector<double> ms;
       for (int s = 0; s < f.decode_steps; ++s) {
         const auto t0 = Clock::now();
@@ -314,10 +339,11 @@ absl::Status RunDecode(const Flags& f, Bench& b) {
         vs_base = absl::StrFormat(", %+.1f%% over no LoRA (target <= %.0f%%: %s)", pct,
                                   kTargetOverheadPct, met ? "met" : "MISSED");
       }
+      const bool graphed = b.model->graph_stats().launches - launches_before == f.decode_steps;
       std::printf("  %-22s %.3f ms/step (p90 %.3f), %.0f tokens/s%s; floor %.3f ms"
-                  " (%.0f%% of the device's copy bandwidth)\n",
+                  " (%.0f%% of the device's copy bandwidth); %s\n",
                   label.c_str(), p50, p90, bs / p50 * 1e3, vs_base.c_str(), floor_ms,
-                  100.0 * floor_ms / p50);
+                  100.0 * floor_ms / p50, graphed ? "graph launches" : "op by op");
       std::fflush(stdout);
     }
   }
@@ -401,10 +427,33 @@ int main(int argc, char** argv) {
       f.warmup = std::max(0, std::atoi(v10));
     } else if (a == "--keep-dir") {
       f.keep_dir = true;
+    } else if (const char* v12 = value("--graphs=")) {
+      const std::string g = v12;
+      if (g == "auto") {
+        f.graphs = loraserve::LlamaModel::GraphMode::kAuto;
+      } else if (g == "on") {
+        f.graphs = loraserve::LlamaModel::GraphMode::kOn;
+      } else if (g == "off") {
+        f.graphs = loraserve::LlamaModel::GraphMode::kOff;
+      } else {
+        std::fprintf(stderr, "forward_bench: --graphs=%s: auto, on or off\n", v12);
+        return 2;
+      }
+    } else if (a == "--random-weights") {
+      f.random_weights = 1;
+    } else if (const char* v11 = value("--random-weights=")) {
+      char* end = nullptr;
+      f.random_weights = std::strtoull(v11, &end, 10);
+      if (*v11 == '\0' || *end != '\0') {
+        std::fprintf(stderr, "forward_bench: --random-weights=%s is not a seed (an unsigned"
+                             " integer)\n", v11);
+        return 2;
+      }
     } else {
       std::fprintf(stderr,
                    "usage: %s [--device=cpu|cuda] [--shape=smollm-135m|llama-7b|llama-13b|tiny]\n"
-                   "  [--model-dir=DIR] [--rank=16] [--prompt=128] [--decode-steps=8] [--keep-dir]\n"
+                   "  [--model-dir=DIR] [--random-weights[=SEED]] [--rank=16] [--prompt=128]\n"
+                   "  [--decode-steps=8] [--keep-dir] [--graphs=auto|on|off]\n"
                    "  sweep:  [--batches=1,8,32] [--prefill-reps=1]\n"
                    "  decode: --decode-batch=B[,B...] [--adapters=0,1,64] [--warmup=3]\n",
                    argv[0]);

@@ -52,6 +52,12 @@ absl::Status Engine::Init() {
   LlamaModel::Options mo;
   mo.backend = backend_.get();
   mo.model_dir = o.model_dir;
+  mo.random_weights_seed = o.random_weights_seed;
+  mo.graphs = o.cuda_graphs ? LlamaModel::GraphMode::kAuto : LlamaModel::GraphMode::kOff;
+  if (o.random_weights_seed.has_value()) {
+    LS_LOG(WARNING) << "engine: RANDOM weights (seed " << *o.random_weights_seed
+                    << "), not the model's safetensors: outputs are meaningless";
+  }
   ASSIGN_OR_RETURN(model_, LlamaModel::Create(mo));
   const ModelConfig& config = model_->config();
   LS_LOG(INFO) << "engine: model " << config.architecture << ", " << config.num_hidden_layers

@@ -54,6 +54,13 @@ namespace loraserve {
 
 struct EngineOptions {
   std::string model_dir;  // HF dir: config.json, safetensors, tokenizer.json
+  // Set: the weights are not read from safetensors but generated on the
+  // backend from this seed (ModelWeights::CreateRandom), so model_dir needs
+  // only config.json and tokenizer.json. For benchmarks: outputs are noise.
+  std::optional<uint64_t> random_weights_seed;
+  // Decode steps replayed from captured graphs on CUDA (LlamaModel::GraphMode
+  // kAuto); false runs every step op by op (kOff).
+  bool cuda_graphs = true;
   BackendKind backend = BackendKind::kCpu;
   int num_threads = 0;  // backend threads; 0 = hardware concurrency
   // Scheduler (engine/scheduler/scheduler.h SchedulerConfig).

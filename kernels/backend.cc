@@ -31,8 +31,31 @@ absl::StatusOr<Backend::MemoryInfo> Backend::GetMemoryInfo() {
 
 void Backend::FreeHostBuffer(void* /*data*/, size_t /*bytes*/) noexcept {}
 
+absl::Status Backend::BeginCapture() {
+  return absl::UnimplementedError(
+      absl::StrCat("BeginCapture: graphs are not supported by backend \"", Sv(name()), "\""));
+}
+
+absl::StatusOr<Graph> Backend::EndCapture() {
+  return absl::UnimplementedError(
+      absl::StrCat("EndCapture: graphs are not supported by backend \"", Sv(name()), "\""));
+}
+
+absl::Status Backend::LaunchGraph(const Graph& /*graph*/) {
+  return absl::UnimplementedError(
+      absl::StrCat("LaunchGraph: graphs are not supported by backend \"", Sv(name()), "\""));
+}
+
+void Backend::DestroyGraph(void* /*native*/) noexcept {}
+
 void Stream::Reset() {
   if (owner_ != nullptr) owner_->DestroyStream(native_);
+  owner_ = nullptr;
+  native_ = nullptr;
+}
+
+void Graph::Reset() {
+  if (owner_ != nullptr) owner_->DestroyGraph(native_);
   owner_ = nullptr;
   native_ = nullptr;
 }

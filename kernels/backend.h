@@ -95,6 +95,29 @@ class Backend {
   // Blocks until everything enqueued on `stream` has completed.
   virtual absl::Status Synchronize(StreamRef stream) = 0;
 
+  // ----------------------------------------------------------------- graphs
+  // Between BeginCapture and EndCapture, the ops and copies the calling
+  // thread enqueues on the compute stream (StreamRef{}) are recorded, not
+  // run: each with its arguments as given (pointers and host-known sizes are
+  // fixed in the recording; data behind the pointers is read when it runs).
+  // LaunchGraph enqueues the whole recording on the compute stream, as one
+  // CUDA graph launch on CUDA, so a caller re-uploads step metadata into the
+  // same buffers and launches again. Work on other streams runs as usual;
+  // no other thread may use the compute stream during a capture (CUDA would
+  // record its work too; the CPU twin would run it at once). An op that fails during capture returns its error at once
+  // on CUDA (its launch is not recorded) and at LaunchGraph on CPU; either
+  // way the caller must still call EndCapture, and may drop its Graph.
+  // SupportsGraphs() is false for backends without them (test doubles): the
+  // three calls are then Unimplemented.
+  virtual bool SupportsGraphs() const { return false; }
+  // FailedPrecondition when a capture is already open.
+  virtual absl::Status BeginCapture();
+  // FailedPrecondition when no capture is open; the CUDA error when the
+  // recording cannot be made into a launchable graph.
+  virtual absl::StatusOr<Graph> EndCapture();
+  // The first failing op's status on CPU; launch errors on CUDA.
+  virtual absl::Status LaunchGraph(const Graph& graph);
+
   // ------------------------------------------------------------------ ops
   // dst[i, :] = src[indices[i], :]. The embedding lookup (src = embed table)
   // and the selection of rows that need logits. Index outside [0, src_rows)
@@ -187,6 +210,16 @@ class Backend {
                               int64_t vocab, int64_t hidden_size,
                               float* logits /* [rows, vocab] */, StreamRef stream) = 0;
 
+  // dst[i] = fmaf(hi - lo, u(seed, i), lo) rounded to the storage dtype, for
+  // i < n, where u(seed, i) in [0, 1) is CounterUniform of
+  // kernels/counter_random.h (a SplitMix64 hash of (seed, i), top 24 bits
+  // times 2^-24), so CPU and CUDA compute bit-identical fp32 values before
+  // the rounding. lo == hi fills a constant. For random weights
+  // (ModelWeights::CreateRandom). InvalidArgument naming FillRandom for
+  // n < 0, a non-finite lo or hi, or lo > hi; n == 0 does nothing.
+  virtual absl::Status FillRandom(void* dst /* [n] storage dtype */, int64_t n, uint64_t seed,
+                                  float lo, float hi, StreamRef stream) = 0;
+
  protected:
   Backend() = default;
 
@@ -195,12 +228,14 @@ class Backend {
   HostBuffer MakeHostBuffer(void* data, size_t bytes) { return HostBuffer(this, data, bytes); }
   Stream MakeStream(void* native) { return Stream(this, native); }
   Event MakeEvent(void* native) { return Event(this, native); }
+  Graph MakeGraph(void* native) { return Graph(this, native); }
 
  private:
   friend class DeviceBuffer;
   friend class HostBuffer;
   friend class Stream;
   friend class Event;
+  friend class Graph;
   // Called by the handles' destructors.
   virtual void FreeBuffer(void* data, size_t bytes) noexcept = 0;
   // Frees what AllocateHost returned (the default does nothing: the default
@@ -208,6 +243,8 @@ class Backend {
   virtual void FreeHostBuffer(void* data, size_t bytes) noexcept;
   virtual void DestroyStream(void* native) noexcept = 0;
   virtual void DestroyEvent(void* native) noexcept = 0;
+  // Frees what EndCapture returned (the default does nothing).
+  virtual void DestroyGraph(void* native) noexcept;
 };
 
 }  // namespace loraserve

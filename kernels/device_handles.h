@@ -1,6 +1,6 @@
 // Move-only handles for backend resources: DeviceBuffer (one allocation),
-// HostBuffer (host memory for fast async copies: pinned on CUDA), Stream and
-// Event, plus StreamRef, the non-owning stream argument every op
+// HostBuffer (host memory for fast async copies: pinned on CUDA), Stream,
+// Event and Graph (a recorded op sequence), plus StreamRef, the non-owning stream argument every op
 // launcher takes. A handle releases its resource through the Backend that made
 // it, so the Backend must outlive every handle it returned (checked by nothing:
 // the engine owns the backend for the life of the process).
@@ -164,6 +164,36 @@ class Event {
  private:
   friend class Backend;
   Event(Backend* owner, void* native) : owner_(owner), native_(native) {}
+  Backend* owner_ = nullptr;
+  void* native_ = nullptr;
+};
+
+// A recorded sequence of compute-stream ops (Backend::EndCapture), replayed
+// by Backend::LaunchGraph: an instantiated CUDA graph on CUDA, a list of
+// deferred calls on CPU.
+class Graph {
+ public:
+  Graph() = default;
+  ~Graph() { Reset(); }
+  Graph(Graph&& other) noexcept { *this = std::move(other); }
+  Graph& operator=(Graph&& other) noexcept {
+    if (this != &other) {
+      Reset();
+      std::swap(owner_, other.owner_);
+      std::swap(native_, other.native_);
+    }
+    return *this;
+  }
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+
+  void* native() const { return native_; }
+  bool empty() const { return owner_ == nullptr; }
+  void Reset();
+
+ private:
+  friend class Backend;
+  Graph(Backend* owner, void* native) : owner_(owner), native_(native) {}
   Backend* owner_ = nullptr;
   void* native_ = nullptr;
 };

@@ -20,6 +20,9 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/time/time.h"
 #include "common/logging.h"
 #include "engine/engine.h"
@@ -61,6 +64,17 @@ ABSL_FLAG(bool, listen_without_engine, false,
           "Bring the listeners up without an engine (health NOT_SERVING) until SIGTERM");
 
 int main(int argc, char** argv) {
+  // --help lists the server's own flags (server/*.cc: server_options.cc
+  // defines most of them), not only this file's.
+  absl::SetProgramUsageMessage(
+      "Serves one Hugging Face Llama-family model with many LoRA adapters over gRPC "
+      "(flags may be spelled with dashes, vLLM style)");
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view path) {
+    return absl::StrContains(path, "server/");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   // vLLM spells flags with dashes (--max-loras); absl with underscores.
   std::vector<std::string> args = loraserve::NormalizeFlagArgs(argc, argv);
   std::vector<char*> cargs;
@@ -120,6 +134,13 @@ int main(int argc, char** argv) {
     loraserve::EngineOptions eo;
     eo.model_dir = options->model;
     eo.backend = *kind;
+    eo.random_weights_seed = options->random_weights_seed;
+    eo.cuda_graphs = options->cuda_graphs;
+    if (eo.random_weights_seed.has_value()) {
+      LS_LOG(WARNING) << "*** --random-weights-seed=" << *eo.random_weights_seed
+                      << ": serving RANDOM weights, not " << eo.model_dir
+                      << "'s safetensors; every output is MEANINGLESS (benchmarking only) ***";
+    }
     eo.max_num_seqs = options->max_num_seqs;
     eo.max_num_batched_tokens = options->max_num_batched_tokens;
     eo.max_loras = options->max_loras;

@@ -1,6 +1,8 @@
 #include "server/server_options.h"
 
 #include <cmath>
+#include <cstdint>
+#include <optional>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -13,6 +15,13 @@
 
 ABSL_FLAG(std::string, model, "tests/data/tiny-llama", "Hugging Face model directory to serve");
 ABSL_FLAG(std::string, device, "auto", "Compute backend: cpu, cuda or auto");
+ABSL_FLAG(std::optional<uint64_t>, random_weights_seed, std::nullopt,
+          "Benchmarking only: generate random weights on the device from this seed instead of "
+          "reading --model's safetensors (config.json and tokenizer.json are still read); "
+          "outputs are meaningless. Unset = read the safetensors");
+ABSL_FLAG(bool, cuda_graphs, true,
+          "Replay decode steps from captured CUDA graphs (CUDA backend); false = run every "
+          "step op by op");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Bind address of the Generation and HTTP ports");
 ABSL_FLAG(int, port, 50051, "gRPC Generation port (0 = any free port)");
 ABSL_FLAG(int, http_port, 8080, "HTTP port for /metrics and /health (0 = any free port)");
@@ -173,6 +182,8 @@ absl::StatusOr<ServerOptions> ServerOptionsFromFlags() {
   ServerOptions o;
   o.model = absl::GetFlag(FLAGS_model);
   o.device = absl::GetFlag(FLAGS_device);
+  o.random_weights_seed = absl::GetFlag(FLAGS_random_weights_seed);
+  o.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
   o.host = absl::GetFlag(FLAGS_host);
   o.port = absl::GetFlag(FLAGS_port);
   o.http_port = absl::GetFlag(FLAGS_http_port);

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -26,6 +27,12 @@ struct ServerOptions {
   // Model and backend.
   std::string model = "tests/data/tiny-llama";  // --model: Hugging Face directory
   std::string device = "auto";                  // --device: cpu | cuda | auto
+  // --random-weights-seed: set = generate the weights on the device from this
+  // seed instead of reading --model's safetensors (config.json and
+  // tokenizer.json are still read): for benchmarking shapes without weight
+  // files; outputs are meaningless. Unset (the default) = read safetensors.
+  std::optional<uint64_t> random_weights_seed;
+  bool cuda_graphs = true;  // --cuda-graphs: replay decode steps from CUDA graphs
 
   // Listeners. Port 0 picks a free port (the Server reports the bound one).
   std::string host = "0.0.0.0";        // --host: Generation + HTTP bind address

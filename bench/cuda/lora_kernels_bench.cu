@@ -1,12 +1,24 @@
-// Decode-shaped multi-adapter LoRA kernels on the device: B tokens of U = B
-// distinct adapters (one token each, one segment each) at rank r, on a
-// Llama-7B shape (hidden 4096; fused q,k,v 3 x 4096; fused gate,up 2 x 11008).
-// For LaunchLoraShrink and LaunchLoraExpand it reports the time per launch
-// (cudaEvent over many launches, median of 5 repetitions) and the achieved
-// bandwidth, counting adapter rows read + x / v / y traffic, next to the
-// device-to-device cudaMemcpy bandwidth (read + write) measured in the same
-// run. Target: >= 70% of the copy at B = U = 64, r = 16.
-// Adapter sets rotate so that at least 256 MiB of rows cycle through the L2.
+// Multi-adapter LoRA kernels on the device, two tables.
+//
+// Decode: B tokens of U = B distinct adapters (one token each, one segment
+// each) at rank r, on a Llama-7B shape (hidden 4096; fused q,k,v 3 x 4096;
+// fused gate,up 2 x 11008). For LaunchLoraShrink and LaunchLoraExpand it
+// reports the time per launch (cudaEvent over many launches, median of 5
+// repetitions) and the achieved bandwidth, counting adapter rows read + x / v
+// / y traffic, next to the device-to-device cudaMemcpy bandwidth (read +
+// write) measured in the same run. Target: >= 70% of the copy at B = U = 64,
+// r = 16. Adapter sets rotate so that at least 256 MiB of rows cycle through
+// the L2.
+//
+// Prefill: G segments (adapters) x L tokens at rank r, in = out = 4096, one
+// slice, with the FFMA SGMV kernels and the tensor-core SGMV kernels run
+// explicitly (LaunchLoraShrinkWith / LaunchLoraExpandWith). Reports time,
+// achieved TFLOP/s (2 x tokens x r x 4096 per op; the tensor-core expand's
+// three MMAs per fragment are not counted) next to the H100 SXM dense bf16
+// tensor peak, and GB/s (x + A + v, or v + B^T + y read and written) next to
+// the copy. G x L = 4 x 512 is the long-prefill case; 16 x 128, 64 x 32 and
+// 128 x 16 locate the crossover that kSgmvTcMinTokensPerSegment
+// (kernels/cuda/cuda_lora_internal.h, 32 today) should sit at.
 //
 //   lora_kernels_bench [iterations=50]
 //
@@ -19,10 +31,12 @@
 #include <cstdlib>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/cuda/dtype_kernels.h"
 #include "kernels/cuda/cuda_lora.h"
+#include "kernels/cuda/cuda_lora_internal.h"
 #include "kernels/op_args.h"
 
 namespace loraserve {
@@ -205,6 +219,93 @@ void RunShape(const Shape& shape, int32_t b, int32_t r, int iters, double copy_g
   BENCH_CHECK(cudaFree(v));
 }
 
+// H100 SXM5 dense bf16 tensor-core peak (no sparsity), TFLOP/s; PCIe: 756.
+constexpr double kH100DenseBf16Tflops = 989.4;
+
+// One prefill shape: g segments of l tokens, each its own adapter at rank r,
+// in = out = 4096, one slice; both SGMV kernels on the same inputs.
+void RunPrefill(int32_t g, int32_t l, int32_t r, int iters, double copy_gbs) {
+  constexpr int64_t kIn = 4096;
+  constexpr int64_t kOut = 4096;
+  const int64_t tokens = int64_t{g} * l;
+  // Rows: per adapter, r A rows then r B^T rows, contiguous (16-byte aligned).
+  const int64_t adapter_elems = int64_t{r} * (kIn + kOut);
+  auto* pool = DeviceAlloc<__nv_bfloat16>(static_cast<size_t>(adapter_elems * g));
+  Fill(pool, adapter_elems * g, 4321);
+  std::vector<int64_t> offsets;  // [adapter]: r A offsets, then r B^T offsets
+  for (int32_t u = 0; u < g; ++u) {
+    int64_t off = u * adapter_elems * 2;
+    for (int32_t i = 0; i < r; ++i, off += kIn * 2) offsets.push_back(off);
+    for (int32_t i = 0; i < r; ++i, off += kOut * 2) offsets.push_back(off);
+  }
+  int64_t* d_offsets = Upload(offsets);
+  std::vector<LoraSlice> table;
+  for (int32_t u = 0; u < g; ++u) {
+    table.push_back(LoraSlice{r, 2.0f, d_offsets + int64_t{u} * 2 * r,
+                              d_offsets + int64_t{u} * 2 * r + r});
+  }
+  LoraSlice* d_table = Upload(table);
+  std::vector<int32_t> starts(g + 1);
+  for (int32_t i = 0; i <= g; ++i) starts[i] = i * l;
+  int32_t* d_starts = Upload(starts);
+  const LoraSegments lora{pool, g, 1, d_starts, d_table, r};
+  LoraSliceColumns cols;
+  cols.num_slices = 1;
+  cols.offsets[1] = kOut;
+
+  auto* x = DeviceAlloc<__nv_bfloat16>(static_cast<size_t>(tokens * kIn));
+  auto* y = DeviceAlloc<__nv_bfloat16>(static_cast<size_t>(tokens * kOut));
+  float* v = DeviceAlloc<float>(static_cast<size_t>(tokens * r));
+  Fill(x, tokens * kIn, 11);
+  Fill(y, tokens * kOut, 12);
+
+  const double flop = 2.0 * tokens * r * kIn;  // same for shrink and expand (in == out)
+  const double shrink_bytes = 2.0 * tokens * kIn + 2.0 * g * r * kIn + 4.0 * tokens * r;
+  const double expand_bytes = 4.0 * tokens * r + 2.0 * g * r * kOut + 2.0 * 2.0 * tokens * kOut;
+  using cuda::lora_internal::LoraKernel;
+  struct Run {
+    LoraKernel kernel;
+    const char* name;
+  };
+  for (const Run& run :
+       {Run{LoraKernel::kSgmv, "sgmv fp32"}, Run{LoraKernel::kSgmvTc, "sgmv tc"}}) {
+    const LoraKernel kernel = run.kernel;  // captured by the timing lambdas
+    const char* name = run.name;
+    BENCH_CHECK_STATUS(
+        cuda::lora_internal::LaunchLoraShrinkWith(kernel, x, tokens, kIn, lora, v, nullptr));
+    BENCH_CHECK(cudaDeviceSynchronize());
+    const double shrink_ms = TimeMs(iters, [&](int) {
+      BENCH_CHECK_STATUS(
+          cuda::lora_internal::LaunchLoraShrinkWith(kernel, x, tokens, kIn, lora, v, nullptr));
+    });
+    const double expand_ms = TimeMs(iters, [&](int) {
+      BENCH_CHECK_STATUS(cuda::lora_internal::LaunchLoraExpandWith(kernel, v, tokens, lora, cols,
+                                                                   y, kOut, nullptr));
+    });
+    BENCH_CHECK(cudaDeviceSynchronize());
+    const double shrink_tflops = flop / (shrink_ms * 1e-3) / 1e12;
+    const double expand_tflops = flop / (expand_ms * 1e-3) / 1e12;
+    const double shrink_gbs = shrink_bytes / (shrink_ms * 1e-3) / 1e9;
+    const double expand_gbs = expand_bytes / (expand_ms * 1e-3) / 1e9;
+    std::printf(
+        "| %3d x %-3d | %3d | %-9s | %8.2f | %6.1f | %5.1f%% | %4.0f%% | %8.2f | %6.1f | %5.1f%% | "
+        "%4.0f%% |%s\n",
+        g, l, r, name, shrink_ms * 1e3, shrink_tflops, 100.0 * shrink_tflops / kH100DenseBf16Tflops,
+        100.0 * shrink_gbs / copy_gbs, expand_ms * 1e3, expand_tflops,
+        100.0 * expand_tflops / kH100DenseBf16Tflops, 100.0 * expand_gbs / copy_gbs,
+        g == 4 && l == 512 ? "  <- long prefill" : "");
+    std::fflush(stdout);
+  }
+
+  BENCH_CHECK(cudaFree(d_offsets));
+  BENCH_CHECK(cudaFree(d_table));
+  BENCH_CHECK(cudaFree(d_starts));
+  BENCH_CHECK(cudaFree(pool));
+  BENCH_CHECK(cudaFree(x));
+  BENCH_CHECK(cudaFree(y));
+  BENCH_CHECK(cudaFree(v));
+}
+
 }  // namespace
 }  // namespace loraserve
 
@@ -226,6 +327,20 @@ int main(int argc, char** argv) {
   for (const Shape& shape : shapes) {
     for (int32_t r : {8, 16, 64}) {
       for (int32_t b : {1, 8, 32, 64, 128}) RunShape(shape, b, r, iters, copy_gbs);
+    }
+  }
+
+  std::printf("\nPrefill, in = out = 4096, one slice; TFLOP/s and %% of the H100 SXM dense bf16 "
+              "peak (%.0f TFLOP/s), %% of the copy's GB/s\n\n",
+              kH100DenseBf16Tflops);
+  std::printf("| G x L     | r   | kernel    | shrink us | TFLOP/s | peak%% | copy%% | expand us "
+              "| TFLOP/s | peak%% | copy%% |\n");
+  std::printf("|-----------|-----|-----------|-----------|---------|-------|-------|-----------"
+              "|---------|-------|-------|\n");
+  for (int32_t r : {16, 64}) {
+    for (auto [g, l] : {std::pair{4, 512}, std::pair{16, 128}, std::pair{64, 32},
+                        std::pair{128, 16}}) {
+      RunPrefill(g, l, r, iters, copy_gbs);
     }
   }
   return 0;

@@ -1,6 +1,10 @@
 // loraserve-make-model: writes a synthetic Hugging Face Llama directory with
 // random weights (bench/tools/synthetic_model.h), e.g.
 //   loraserve-make-model --shape llama-7b --out /data/llama-7b-synthetic --seed 1
+//   loraserve-make-model --shape llama-13b --out /tmp/llama-13b --no-weights
+// (--no-weights: config.json, generation_config.json and the tokenizer only,
+// for --random-weights-seed / forward_bench --random-weights, which generate
+// the weights on the device).
 // Exit status: 0 written, 2 bad flags, 1 any other error.
 #include <cstdio>
 #include <memory>
@@ -22,6 +26,10 @@ ABSL_FLAG(std::string, out, "", "Output model directory");
 ABSL_FLAG(uint64_t, seed, 0, "Random seed");
 ABSL_FLAG(std::string, dtype, "bf16", "Weight dtype: bf16, f16 or f32");
 ABSL_FLAG(int64_t, shard_bytes, int64_t{4} << 30, "Approximate bytes per safetensors shard");
+ABSL_FLAG(bool, no_weights, false,
+          "Write config.json and the tokenizer only, no safetensors (for random weights "
+          "generated on the device: loraserve --random-weights-seed, forward_bench "
+          "--random-weights)");
 
 namespace {
 
@@ -49,6 +57,7 @@ int main(int argc, char** argv) {
   o.out_dir = absl::GetFlag(FLAGS_out);
   o.seed = absl::GetFlag(FLAGS_seed);
   o.shard_bytes = absl::GetFlag(FLAGS_shard_bytes);
+  o.write_weights = !absl::GetFlag(FLAGS_no_weights);
   const std::string dtype = absl::GetFlag(FLAGS_dtype);
   if (dtype == "bf16") {
     o.dtype = loraserve::DType::kBF16;
@@ -73,6 +82,13 @@ int main(int argc, char** argv) {
   if (!summary.ok()) {
     return Fail(summary.status().code() == absl::StatusCode::kInvalidArgument ? 2 : 1,
                 summary.status());
+  }
+  if (!o.write_weights) {
+    std::fprintf(stderr,
+                 "make-model: wrote %s: config.json and tokenizer only (--no-weights; load it "
+                 "with random weights)\n",
+                 o.out_dir.c_str());
+    return 0;
   }
   std::fprintf(stderr, "make-model: wrote %s: %d tensors, %s in %d shard(s), %.1f s (%.0f MiB/s)\n",
                o.out_dir.c_str(), summary->num_tensors,

@@ -193,6 +193,11 @@ absl::StatusOr<SyntheticModelSummary> MakeSyntheticModel(const SyntheticModelOpt
   if (!tok.ok()) return AnnotateStatus(tok.status(), "config vocab_size / bos / eos");
   RETURN_IF_ERROR(WriteTextFile(o.out_dir + "/tokenizer.json", tok->tokenizer_json));
   RETURN_IF_ERROR(WriteTextFile(o.out_dir + "/tokenizer_config.json", tok->tokenizer_config_json));
+  if (!o.write_weights) {
+    SyntheticModelSummary summary;
+    summary.seconds = absl::ToDoubleSeconds(absl::Now() - start);
+    return summary;
+  }
 
   // Shards: tensors in order, a new shard once the current one reaches shard_bytes.
   const std::vector<WeightSpec> specs = WeightSpecs(config, o.dtype);

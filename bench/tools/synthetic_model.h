@@ -8,7 +8,10 @@
 // model.safetensors.index.json). Linear weights ~ normal(0, stddev), RMSNorm
 // weights 1. Each tensor is generated from its own seed (seed, tensor index)
 // and streamed to disk in chunks: memory stays small, output is a function of
-// the options only.
+// the options only. With write_weights false only config.json,
+// generation_config.json and the tokenizer files are written (and weights of
+// an earlier run removed): a directory for random_weights_seed
+// (ModelWeights::CreateRandom), which generates the weights on the device.
 //
 // Called by make_model_main.cc and tests. One call at a time per directory.
 #pragma once
@@ -30,8 +33,10 @@ struct SyntheticModelOptions {
   DType dtype = DType::kBF16;
   int64_t shard_bytes = int64_t{4} << 30;  // a shard closes once it reaches this
   float stddev = 0.02f;
+  bool write_weights = true;  // false: config + tokenizer only (make-model --no-weights)
 };
 
+// Without weights (write_weights false) the counts and bytes are 0.
 struct SyntheticModelSummary {
   int num_tensors = 0;
   int num_shards = 0;

@@ -52,13 +52,21 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Create(const Options& op
     return absl::InvalidArgumentError(
         absl::StrCat("LlamaModel: head_dim ", c.head_dim, " exceeds the supported ", kMaxHeadDim));
   }
-  ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsBundle> tensors,
-                   SafetensorsBundle::OpenDir(options.model_dir));
-  ModelWeights::Options wo;
-  wo.backend = options.backend;
-  wo.config = &c;
-  wo.tensors = tensors.get();
-  ASSIGN_OR_RETURN(model->weights_, ModelWeights::Create(wo));
+  if (options.random_weights_seed.has_value()) {
+    ModelWeights::RandomOptions ro;
+    ro.backend = options.backend;
+    ro.config = &c;
+    ro.seed = *options.random_weights_seed;
+    ASSIGN_OR_RETURN(model->weights_, ModelWeights::CreateRandom(ro));
+  } else {
+    ASSIGN_OR_RETURN(std::unique_ptr<SafetensorsBundle> tensors,
+                     SafetensorsBundle::OpenDir(options.model_dir));
+    ModelWeights::Options wo;
+    wo.backend = options.backend;
+    wo.config = &c;
+    wo.tensors = tensors.get();
+    ASSIGN_OR_RETURN(model->weights_, ModelWeights::Create(wo));
+  }
 
   ASSIGN_OR_RETURN(std::vector<float> inv_freq,
                    ComputeRopeInvFreq(static_cast<int>(c.head_dim), c.rope_theta,
@@ -78,10 +86,26 @@ absl::StatusOr<std::unique_ptr<LlamaModel>> LlamaModel::Create(const Options& op
     model->lora_columns_[g] = LoraGroupColumns(c, static_cast<LoraGroup>(g));
   }
   model->ws_ = std::make_unique<Workspace>();
+  const bool can_graph = options.backend->SupportsGraphs();
+  switch (options.graphs) {
+    case GraphMode::kAuto:
+      model->graphs_enabled_ = can_graph && options.backend->kind() == BackendKind::kCuda;
+      break;
+    case GraphMode::kOn:
+      model->graphs_enabled_ = can_graph;
+      break;
+    case GraphMode::kOff:
+      model->graphs_enabled_ = false;
+      break;
+  }
+  model->max_graph_batch_ = std::max<int32_t>(0, options.max_graph_batch);
   LS_LOG(INFO) << "model " << c.architecture << ": " << c.num_hidden_layers << " layers, hidden "
                << c.hidden_size << ", heads " << c.num_attention_heads << "/"
                << c.num_key_value_heads << " x " << c.head_dim << ", vocab " << c.vocab_size
-               << ", on " << options.backend->name();
+               << ", on " << options.backend->name()
+               << (model->graphs_enabled_
+                       ? absl::StrCat(", decode graphs up to batch ", model->max_graph_batch_)
+                       : std::string(", no decode graphs"));
   return model;
 }
 
@@ -104,6 +128,12 @@ absl::Status LlamaModel::GrowActivations(int64_t t, int64_t r, int64_t max_rank)
   RETURN_IF_ERROR(GrowBuffer(b, w.sel, std::max<int64_t>(1, r) * hidden * elt));
   RETURN_IF_ERROR(GrowBuffer(b, w.logits, std::max<int64_t>(1, r) * c.vocab_size * 4));
   RETURN_IF_ERROR(GrowBuffer(b, w.d_argmax, std::max<int64_t>(1, r) * 4));
+  // Step metadata sized by tokens and rows (UploadPlan grows the rest), so a
+  // reservation keeps these addresses, which decode graphs hold, in place.
+  RETURN_IF_ERROR(GrowBuffer(b, w.d_tokens, std::max<int64_t>(2, t) * 4));
+  RETURN_IF_ERROR(GrowBuffer(b, w.d_positions, std::max<int64_t>(2, t) * 4));
+  RETURN_IF_ERROR(GrowBuffer(b, w.d_slots, std::max<int64_t>(1, t) * 8));
+  RETURN_IF_ERROR(GrowBuffer(b, w.d_logit_rows, std::max<int64_t>(2, r) * 4));
   return absl::OkStatus();
 }
 
@@ -124,27 +154,33 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, const KvCacheView& k
   Workspace& w = *ws_;
   Backend& b = *backend_;
   const ModelConfig& c = config_;
-  const int64_t t = static_cast<int64_t>(w.tokens.size());
-  const int64_t r = static_cast<int64_t>(w.logit_rows.size());
-  const int64_t hidden = c.hidden_size;
-
+  // Rows the caller gets; a graph step computes padding rows after them.
+  const int64_t real_rows = static_cast<int64_t>(w.logit_rows.size());
+  const bool graph = graphs_enabled_ && IsDecodeOnly(batch.sequences) &&
+                     static_cast<int64_t>(batch.sequences.size()) <= max_graph_batch_;
+  GraphKey key;
+  LoraPadding pad;
+  if (graph) {
+    key = GraphKeyFor();
+    PadPlanForGraph(key, kv.layout.block_tokens);
+    pad.num_segments = key.batch;
+  }
   if (batch.lora != nullptr) {
-    RETURN_IF_ERROR(lora_batch_->Build(*batch.lora, w.seg_keys, w.seg_starts));
+    RETURN_IF_ERROR(lora_batch_->Build(*batch.lora, w.seg_keys, w.seg_starts, pad));
   } else {
     RETURN_IF_ERROR(adapter_cache_->Prepare(w.adapters));
-    RETURN_IF_ERROR(lora_batch_->Build(*adapter_cache_, w.seg_adapters, w.seg_starts));
+    RETURN_IF_ERROR(lora_batch_->Build(*adapter_cache_, w.seg_adapters, w.seg_starts, pad));
   }
+  key.rank = lora_batch_->max_rank();
+  const int64_t t = static_cast<int64_t>(w.tokens.size());
+  const int64_t r = static_cast<int64_t>(w.logit_rows.size());
 
   RETURN_IF_ERROR(GrowActivations(t, r, lora_batch_->max_rank()));
   AttentionBatch attn;
   RETURN_IF_ERROR(UploadPlan(&attn));
 
-  RETURN_IF_ERROR(b.GatherRows(weights_->embed(), c.vocab_size, hidden,
-                               w.d_tokens.as<const int32_t>(), t, w.x.data(), {}));
-  for (int l = 0; l < c.num_hidden_layers; ++l) RETURN_IF_ERROR(Layer(l, t, attn, kv));
-
   out->vocab = c.vocab_size;
-  out->argmax.assign(static_cast<size_t>(r), 0);
+  out->argmax.assign(static_cast<size_t>(real_rows), 0);
   // The logits come to the host unless only argmaxes are wanted.
   bool host_logits = false;
   bool device_argmax = false;
@@ -152,26 +188,42 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, const KvCacheView& k
     host_logits |= s.all_logits || (s.compute_logits && !s.greedy_on_device);
     device_argmax |= s.compute_logits && !s.all_logits && s.greedy_on_device;
   }
-  out->logits.resize(host_logits ? static_cast<size_t>(r * c.vocab_size) : 0);
-  if (r > 0) {
-    RETURN_IF_ERROR(b.GatherRows(w.x.data(), t, hidden, w.d_logit_rows.as<const int32_t>(), r,
-                                 w.sel.data(), {}));
-    RETURN_IF_ERROR(b.RmsNorm(w.sel.data(), weights_->final_norm(), r, hidden,
-                              static_cast<float>(c.rms_norm_eps), w.sel.data(), {}));
-    RETURN_IF_ERROR(b.Logits(w.sel.data(), weights_->lm_head(), r, c.vocab_size, hidden,
-                             w.logits.as<float>(), {}));
-    if (device_argmax) {  // only greedy_on_device rows read it
-      RETURN_IF_ERROR(b.ArgMaxRows(w.logits.as<const float>(), r, c.vocab_size,
-                                   w.d_argmax.as<int32_t>(), {}));
-      RETURN_IF_ERROR(b.CopyToHost(out->argmax.data(), w.d_argmax.data(),
-                                   out->argmax.size() * sizeof(int32_t), {}));
-    }
-    if (host_logits) {
-      RETURN_IF_ERROR(b.CopyToHost(out->logits.data(), w.logits.data(),
-                                   out->logits.size() * sizeof(float), {}));
-    }
+  out->logits.resize(host_logits ? static_cast<size_t>(real_rows * c.vocab_size) : 0);
+  if (graph) {
+    RETURN_IF_ERROR(RunGraph(key, t, r, attn, kv));  // always computes the argmaxes
+  } else {
+    ++w.graph_stats.eager_steps;
+    RETURN_IF_ERROR(Compute(t, r, attn, kv, device_argmax));  // only greedy_on_device rows read it
+  }
+  if (real_rows > 0 && device_argmax) {
+    RETURN_IF_ERROR(b.CopyToHost(out->argmax.data(), w.d_argmax.data(),
+                                 out->argmax.size() * sizeof(int32_t), {}));
+  }
+  if (real_rows > 0 && host_logits) {
+    RETURN_IF_ERROR(b.CopyToHost(out->logits.data(), w.logits.data(),
+                                 out->logits.size() * sizeof(float), {}));
   }
   return b.Synchronize({});
+}
+
+absl::Status LlamaModel::Compute(int64_t t, int64_t r, const AttentionBatch& attn,
+                                 const KvCacheView& kv, bool argmax) {
+  Workspace& w = *ws_;
+  Backend& b = *backend_;
+  const ModelConfig& c = config_;
+  const int64_t hidden = c.hidden_size;
+  RETURN_IF_ERROR(b.GatherRows(weights_->embed(), c.vocab_size, hidden,
+                               w.d_tokens.as<const int32_t>(), t, w.x.data(), {}));
+  for (int l = 0; l < c.num_hidden_layers; ++l) RETURN_IF_ERROR(Layer(l, t, attn, kv));
+  if (r == 0) return absl::OkStatus();
+  RETURN_IF_ERROR(b.GatherRows(w.x.data(), t, hidden, w.d_logit_rows.as<const int32_t>(), r,
+                               w.sel.data(), {}));
+  RETURN_IF_ERROR(b.RmsNorm(w.sel.data(), weights_->final_norm(), r, hidden,
+                            static_cast<float>(c.rms_norm_eps), w.sel.data(), {}));
+  RETURN_IF_ERROR(b.Logits(w.sel.data(), weights_->lm_head(), r, c.vocab_size, hidden,
+                           w.logits.as<float>(), {}));
+  if (!argmax) return absl::OkStatus();
+  return b.ArgMaxRows(w.logits.as<const float>(), r, c.vocab_size, w.d_argmax.as<int32_t>(), {});
 }
 
 absl::Status LlamaModel::Lora(int l, LoraGroup group, const void* x, int64_t in, int64_t tokens,

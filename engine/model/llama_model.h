@@ -20,6 +20,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
@@ -28,6 +29,7 @@
 #include "engine/adapters/peft_adapter.h"
 #include "engine/model/adapter_row_cache.h"
 #include "engine/model/kv_cache.h"
+#include "engine/model/llama_model_graph.h"
 #include "engine/model/lora_batch.h"
 #include "engine/model/model_config.h"
 #include "engine/model/model_weights.h"
@@ -76,12 +78,33 @@ struct ForwardOutput {
   }
 };
 
+// Counters of the decode-graph path (see LlamaModel::Forward).
+struct GraphStats {
+  int64_t captures = 0;   // graphs captured (first use of a key, or after its buffers moved)
+  int64_t launches = 0;   // steps run by launching a graph
+  int64_t eager_steps = 0;  // steps run op by op
+  int64_t cached = 0;     // graphs held now
+};
+
 class LlamaModel {
  public:
+  // When decode-only steps are replayed from captured graphs (see Forward).
+  enum class GraphMode : uint8_t {
+    kAuto,  // on when the backend is CUDA
+    kOn,    // on whenever the backend supports graphs (CPU too: tests)
+    kOff,
+  };
   struct Options {
     Backend* backend = nullptr;  // must outlive the model
-    std::string model_dir;       // config.json + safetensors
+    std::string model_dir;       // config.json (+ safetensors unless random weights)
     size_t adapter_cache_bytes = 0;  // AdapterRowCache limit; 0 = unlimited
+    // Set: the weights are not read from safetensors but generated on the
+    // backend from this seed (ModelWeights::CreateRandom), for benchmarking
+    // large shapes from a config.json alone.
+    std::optional<uint64_t> random_weights_seed;
+    GraphMode graphs = GraphMode::kAuto;
+    // Decode steps of more sequences than this run without a graph.
+    int32_t max_graph_batch = 256;
   };
   // Loads config and weights from options.model_dir.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<LlamaModel>> Create(const Options& options);
@@ -91,6 +114,11 @@ class LlamaModel {
 
   // One step for `batch` over the KV cache `kv` (layout must match the
   // model). Writes the new tokens' K/V into their block-table slots.
+  // With graphs on (Options::graphs) a decode-only step of at most
+  // max_graph_batch sequences runs as one launch of a graph captured for its
+  // key (engine/model/llama_model_graph.h), padded to the key's batch; other
+  // steps, and every step with graphs off, run op by op. Same results either
+  // way, up to the backend's GEMM blocking for the padded row count.
   // InvalidArgument naming the sequence on a bad step (token id outside the
   // vocab, empty step, block table too short, context past max_context()).
   [[nodiscard]] absl::Status Forward(const ForwardBatch& batch, const KvCacheView& kv,
@@ -107,6 +135,9 @@ class LlamaModel {
   Backend& backend() const { return *backend_; }
   const ModelWeights& weights() const { return *weights_; }
   const AdapterRowCache& adapter_cache() const { return *adapter_cache_; }
+  // True when decode steps may run from graphs on this backend.
+  bool graphs_enabled() const { return graphs_enabled_; }
+  GraphStats graph_stats() const;
 
  private:
   struct Workspace;
@@ -117,6 +148,19 @@ class LlamaModel {
   // staging; fills `attn` host fields and out->first_row.
   absl::Status Plan(const ForwardBatch& batch, const KvCacheView& kv, ForwardOutput* out);
   absl::Status UploadPlan(AttentionBatch* attn);
+  // The graph key of a decode step already planned (batch and context
+  // buckets; rank filled in after the LoRA tables are built).
+  GraphKey GraphKeyFor() const;
+  // Pads the planned step to key.batch sequences and re-strides its block
+  // tables for key.context (llama_model_graph.cc).
+  void PadPlanForGraph(const GraphKey& key, int32_t block_tokens);
+  // Launches the graph for `key`, capturing it first when absent or stale.
+  absl::Status RunGraph(const GraphKey& key, int64_t tokens, int64_t rows,
+                        const AttentionBatch& attn, const KvCacheView& kv);
+  // Every op of the step, enqueued on the compute stream: embedding, layers,
+  // final norm and logits of `rows` rows, and their argmax when `argmax`.
+  absl::Status Compute(int64_t tokens, int64_t rows, const AttentionBatch& attn,
+                       const KvCacheView& kv, bool argmax);
   absl::Status Layer(int l, int64_t tokens, const AttentionBatch& attn, const KvCacheView& kv);
   absl::Status Lora(int l, LoraGroup group, const void* x, int64_t in, int64_t tokens, void* y,
                     int64_t y_cols);
@@ -129,6 +173,8 @@ class LlamaModel {
   DeviceBuffer inv_freq_;  // [head_dim / 2] fp32
   std::array<LoraSliceColumns, kNumLoraGroups> lora_columns_;
   std::unique_ptr<Workspace> ws_;
+  bool graphs_enabled_ = false;
+  int32_t max_graph_batch_ = 0;
 };
 
 }  // namespace loraserve

@@ -7,6 +7,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
+#include "engine/model/llama_model_graph.h"
+
 #include "absl/status/status.h"
 #include "engine/model/llama_model.h"
 #include "kernels/backend.h"
@@ -51,6 +54,20 @@ struct LlamaModel::Workspace {
   std::vector<const PeftAdapter*> seg_adapters;              // per LoRA segment (row cache)
   std::vector<uint64_t> seg_keys;                            // per LoRA segment (lora source)
   std::vector<int32_t> seg_starts;                           // [segments + 1]
+
+  // Captured decode graphs (llama_model_graph.cc), by key. A graph is valid
+  // while every address it was captured with is unchanged (`addresses`);
+  // otherwise it is captured again. At most kMaxGraphs, least recently used
+  // dropped first.
+  struct CapturedGraph {
+    Graph graph;
+    std::vector<uintptr_t> addresses;
+    int64_t last_used = 0;
+  };
+  static constexpr size_t kMaxGraphs = 128;
+  absl::flat_hash_map<GraphKey, CapturedGraph> graphs;
+  int64_t graph_clock = 0;
+  GraphStats graph_stats;
 };
 
 }  // namespace loraserve

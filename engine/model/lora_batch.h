@@ -43,6 +43,17 @@ class LoraSliceSource {
   virtual LoraSlice Slice(uint64_t key, int layer, LoraModule module) const = 0;
 };
 
+// Fixed table shape for a captured decode graph (llama_model_graph.h): the
+// segments padded with empty ones to `num_segments`, the rank stride set to
+// `max_rank` (>= every slice rank; 0 = GraphRankBucket of the largest slice
+// rank), and every (layer, group) active, so the launches depend on these two
+// numbers only. When every slice has rank 0 the batch is built as one without
+// LoRA (max_rank() == 0). num_segments == 0: no padding.
+struct LoraPadding {
+  int32_t num_segments = 0;
+  int32_t max_rank = 0;
+};
+
 class LoraBatch {
  public:
   LoraBatch(Backend* backend, int num_layers) : backend_(backend), num_layers_(num_layers) {}
@@ -50,13 +61,18 @@ class LoraBatch {
   // Builds the tables for segments [seg_starts[g], seg_starts[g+1]) using
   // adapters[g] (non-null, resident in `cache`). An empty `adapters` is a
   // batch with no LoRA.
+  // With `pad` (only when there is some segment), see LoraPadding;
+  // InvalidArgument when a slice's rank exceeds pad.max_rank or there are more
+  // segments than pad.num_segments.
   [[nodiscard]] absl::Status Build(const AdapterRowCache& cache,
                                    const std::vector<const PeftAdapter*>& adapters,
-                                   const std::vector<int32_t>& seg_starts);
+                                   const std::vector<int32_t>& seg_starts,
+                                   const LoraPadding& pad = {});
   // The same with slices from `source`, segment g using adapter keys[g].
   [[nodiscard]] absl::Status Build(const LoraSliceSource& source,
                                    const std::vector<uint64_t>& keys,
-                                   const std::vector<int32_t>& seg_starts);
+                                   const std::vector<int32_t>& seg_starts,
+                                   const LoraPadding& pad = {});
 
   // True when some segment has a LoRA on some slice of (layer, group).
   bool active(int layer, LoraGroup group) const {
@@ -66,11 +82,15 @@ class LoraBatch {
   LoraSegments segments(int layer, LoraGroup group) const;
   // Largest rank of any slice in the batch (v's innermost stride); 0 = no LoRA.
   int32_t max_rank() const { return max_rank_; }
+  // Where the uploaded tables live and the rows base they point into: a
+  // captured graph stays valid only while both are unchanged.
+  const void* tables_address() const { return meta_.data(); }
+  const void* rows_base() const { return rows_base_; }
 
  private:
   // Fills the tables from slice(g, layer, module) and uploads them.
   absl::Status BuildFrom(const void* rows_base, size_t num_segments,
-                         const std::vector<int32_t>& seg_starts,
+                         const std::vector<int32_t>& seg_starts, const LoraPadding& pad,
                          absl::FunctionRef<LoraSlice(size_t, int, LoraModule)> slice);
 
   Backend* backend_;

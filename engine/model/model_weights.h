@@ -1,12 +1,17 @@
-// ModelWeights: every tensor of a Llama-family base model, uploaded once into
-// backend buffers in the backend's storage dtype, with q/k/v fused into one
+// ModelWeights: every tensor of a Llama-family base model, held in backend
+// buffers in the backend's storage dtype, with q/k/v fused into one
 // [q_out + 2 * kv_out, hidden] matrix and gate/up into one [2 * intermediate,
-// hidden] matrix (so each fused projection is one GEMM). Shapes are checked
-// against the ModelConfig and every error names the tensor.
+// hidden] matrix (so each fused projection is one GEMM). Either uploaded from
+// safetensors (Create: shapes are checked against the ModelConfig and every
+// error names the tensor) or generated on the backend (CreateRandom, for
+// benchmarking large shapes without weight files). The layout both share is
+// in model_weights.cc, the safetensors loader in model_weights_safetensors.cc,
+// the random fill in model_weights_random.cc.
 // Built by LlamaModel at load; immutable afterwards: any thread may read it
 // (the buffers are read by the backend ops).
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,6 +22,8 @@
 #include "kernels/backend.h"
 
 namespace loraserve {
+
+class WeightSource;  // engine/model/model_weights_source.h
 
 struct LayerWeights {
   DeviceBuffer qkv;            // [q_out + 2 * kv_out, hidden]: rows q, then k, then v
@@ -42,6 +49,27 @@ class ModelWeights {
   // tensor or a wrong shape; tensors the model does not use are logged.
   [[nodiscard]] static absl::StatusOr<std::unique_ptr<ModelWeights>> Create(const Options& options);
 
+  struct RandomOptions {
+    Backend* backend = nullptr;           // must outlive the weights
+    const ModelConfig* config = nullptr;  // read during CreateRandom only
+    uint64_t seed = 0;
+    // Matrices, the embedding table and lm_head are uniform in [-a, a] with
+    // a = sqrt(3) * init_std (standard deviation init_std; 0.02 is Hugging
+    // Face's initializer_range); RMSNorm weights are 1, biases 0.
+    float init_std = 0.02f;
+  };
+  // The tensors, shapes and fusion of Create, each generated on the backend
+  // by Backend::FillRandom with its own seed CounterHash(seed, k)
+  // (kernels/counter_random.h), k = the tensor's index in Hugging Face's
+  // order as Create reads them (embed_tokens, then per layer q, k, v
+  // [+ biases], o [+ bias], gate, up [+ biases], down [+ bias], the two
+  // norms; then the final norm and lm_head unless tie_word_embeddings).
+  // Returns after a Synchronize; logs the bytes and the time taken.
+  // InvalidArgument for a missing backend / config or a bad init_std;
+  // ResourceExhausted naming the tensor when the backend's memory runs out.
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ModelWeights>> CreateRandom(
+      const RandomOptions& options);
+
   const LayerWeights& layer(int i) const { return layers_[static_cast<size_t>(i)]; }
   int num_layers() const { return static_cast<int>(layers_.size()); }
   const void* embed() const { return embed_.data(); }            // [vocab, hidden]
@@ -53,6 +81,12 @@ class ModelWeights {
 
  private:
   ModelWeights() = default;
+
+  // Allocates every buffer of the model `config` describes (shapes and
+  // fusion above) on `backend` and has `source` fill it; shared by Create and
+  // CreateRandom (model_weights.cc).
+  [[nodiscard]] static absl::StatusOr<std::unique_ptr<ModelWeights>> Build(
+      Backend* backend, const ModelConfig& config, WeightSource& source);
 
   std::vector<LayerWeights> layers_;
   DeviceBuffer embed_;

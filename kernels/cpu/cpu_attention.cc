@@ -9,6 +9,7 @@
 
 #include "common/status.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_graph.h"
 #include "kernels/op_checks.h"
 
 namespace loraserve {
@@ -30,17 +31,17 @@ absl::Status ValidateAttentionBatch(const AttentionBatch& b, int64_t num_tokens,
                                     int32_t block_tokens) {
   constexpr const char* kOp = "PagedAttention";
   if (b.query_start[0] != 0 || b.query_start[b.num_seqs] != num_tokens) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        kOp, ": batch.query_start must run from 0 to num_tokens=", num_tokens, "; got ",
-        b.query_start[0], "..", b.query_start[b.num_seqs]));
+    return absl::InvalidArgumentError(
+        absl::StrCat(kOp, ": batch.query_start must run from 0 to num_tokens=", num_tokens,
+                     "; got ", b.query_start[0], "..", b.query_start[b.num_seqs]));
   }
   for (int32_t i = 0; i < b.num_seqs; ++i) {
     const int64_t q_len = int64_t{b.query_start[i + 1]} - b.query_start[i];
     const int32_t len = b.seq_lens[i];
     if (q_len < 0 || len < q_len || len > b.max_seq_len) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          kOp, ": sequence ", i, " has query length ", q_len, " and seq_len ", len,
-          " (need 0 <= query length <= seq_len <= max_seq_len=", b.max_seq_len, ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat(kOp, ": sequence ", i, " has query length ", q_len, " and seq_len ", len,
+                       " (need 0 <= query length <= seq_len <= max_seq_len=", b.max_seq_len, ")"));
     }
     const int64_t blocks = (int64_t{len} + block_tokens - 1) / block_tokens;
     if (blocks > b.max_blocks_per_seq) {
@@ -51,8 +52,8 @@ absl::Status ValidateAttentionBatch(const AttentionBatch& b, int64_t num_tokens,
     const int32_t* table = b.block_tables + int64_t{i} * b.max_blocks_per_seq;
     for (int64_t j = 0; j < blocks; ++j) {
       if (table[j] < 0) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            kOp, ": sequence ", i, " block_tables[", j, "]=", table[j], " is negative"));
+        return absl::InvalidArgumentError(absl::StrCat(kOp, ": sequence ", i, " block_tables[", j,
+                                                       "]=", table[j], " is negative"));
       }
     }
   }
@@ -63,13 +64,14 @@ absl::Status ValidateAttentionBatch(const AttentionBatch& b, int64_t num_tokens,
 
 absl::Status CpuBackend::WriteKv(const void* k, int64_t k_row_stride, const void* v,
                                  int64_t v_row_stride, int64_t num_tokens,
-                                 const int64_t* slot_mapping, void* kv_base,
-                                 const KvLayout& layout, int32_t layer, StreamRef) {
+                                 const int64_t* slot_mapping, void* kv_base, const KvLayout& layout,
+                                 int32_t layer, StreamRef stream) {
+  LS_CPU_RECORD(stream, WriteKv(k, k_row_stride, v, v_row_stride, num_tokens, slot_mapping, kv_base,
+                                layout, layer, StreamRef{}));
   constexpr const char* kOp = "WriteKv";
-  ASSIGN_OR_RETURN(const bool has_work,
-                   op_checks::CheckWriteKvArgs(k, k_row_stride, v, v_row_stride, num_tokens,
-                                               slot_mapping, kv_base, layout, layer,
-                                               sizeof(float)));
+  ASSIGN_OR_RETURN(const bool has_work, op_checks::CheckWriteKvArgs(
+                                            k, k_row_stride, v, v_row_stride, num_tokens,
+                                            slot_mapping, kv_base, layout, layer, sizeof(float)));
   if (!has_work) return absl::OkStatus();
   for (int64_t t = 0; t < num_tokens; ++t) {
     if (slot_mapping[t] < -1) {
@@ -97,12 +99,13 @@ absl::Status CpuBackend::WriteKv(const void* k, int64_t k_row_stride, const void
 
 absl::Status CpuBackend::PagedAttention(const void* q, int64_t q_row_stride, int64_t num_tokens,
                                         int32_t num_q_heads, const AttentionBatch& batch,
-                                        const void* kv_base, const KvLayout& layout,
-                                        int32_t layer, float scale, void* out, StreamRef) {
-  ASSIGN_OR_RETURN(const bool has_work,
-                   op_checks::CheckPagedAttentionArgs(q, q_row_stride, num_tokens, num_q_heads,
-                                                      batch, kv_base, layout, layer, out,
-                                                      sizeof(float)));
+                                        const void* kv_base, const KvLayout& layout, int32_t layer,
+                                        float scale, void* out, StreamRef stream) {
+  LS_CPU_RECORD(stream, PagedAttention(q, q_row_stride, num_tokens, num_q_heads, batch, kv_base,
+                                       layout, layer, scale, out, StreamRef{}));
+  ASSIGN_OR_RETURN(const bool has_work, op_checks::CheckPagedAttentionArgs(
+                                            q, q_row_stride, num_tokens, num_q_heads, batch,
+                                            kv_base, layout, layer, out, sizeof(float)));
   if (!has_work) return absl::OkStatus();
   RETURN_IF_ERROR(ValidateAttentionBatch(batch, num_tokens, layout.block_tokens));
   const int32_t d = layout.head_dim;

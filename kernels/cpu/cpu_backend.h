@@ -6,12 +6,15 @@
 // Thread-safety: as Backend (ops may be called from several threads; the
 // thread pool serialises its loops).
 // The op implementations are split by family: cpu_memory.cc, cpu_gemm.cc,
-// cpu_elementwise.cc, cpu_norm_rope.cc, cpu_attention.cc, cpu_lora.cc.
+// cpu_elementwise.cc, cpu_norm_rope.cc, cpu_attention.cc, cpu_lora.cc,
+// cpu_random.cc (FillRandom), cpu_graph.cc (graph capture).
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
+#include <thread>
 
 #include "kernels/backend.h"
 #include "kernels/cpu/cpu_thread_pool.h"
@@ -24,6 +27,7 @@ class CpuBackend final : public Backend {
     int num_threads = 0;  // 0 = hardware concurrency
   };
   static absl::StatusOr<std::unique_ptr<CpuBackend>> Create(const Options& options);
+  ~CpuBackend() override;  // cpu_graph.cc (Recording is private to it)
 
   BackendKind kind() const override { return BackendKind::kCpu; }
   std::string_view name() const override { return name_; }
@@ -51,6 +55,13 @@ class CpuBackend final : public Backend {
   absl::StatusOr<bool> EventDone(const Event& event) override;
   absl::Status SynchronizeEvent(const Event& event) override;
   absl::Status Synchronize(StreamRef stream) override;
+
+  // Graphs: a recording of deferred calls (cpu_graph.cc), so the model's
+  // graph path runs, and is tested, on CPU exactly as it is captured on CUDA.
+  bool SupportsGraphs() const override { return true; }
+  absl::Status BeginCapture() override;
+  absl::StatusOr<Graph> EndCapture() override;
+  absl::Status LaunchGraph(const Graph& graph) override;
 
   // ops: see kernels/backend.h for the contracts.
   absl::Status GatherRows(const void* src, int64_t src_rows, int64_t width,
@@ -83,6 +94,9 @@ class CpuBackend final : public Backend {
                       int64_t hidden_size, float* logits, StreamRef stream) override;
   absl::Status ArgMaxRows(const float* logits, int64_t rows, int64_t vocab, int32_t* out,
                           StreamRef stream) override;
+  // cpu_random.cc: the fp32 values of kernels/counter_random.h, unrounded.
+  absl::Status FillRandom(void* dst, int64_t n, uint64_t seed, float lo, float hi,
+                          StreamRef stream) override;
 
  private:
   explicit CpuBackend(int num_threads);
@@ -91,6 +105,21 @@ class CpuBackend final : public Backend {
   void FreeHostBuffer(void* data, size_t bytes) noexcept override;
   void DestroyStream(void* native) noexcept override;
   void DestroyEvent(void* native) noexcept override;
+  void DestroyGraph(void* native) noexcept override;
+
+  // Graph capture (cpu_graph.cc). When a capture is open on this thread and
+  // `stream` is the compute stream, stores `op` for LaunchGraph and returns
+  // true; otherwise returns false and the caller runs the op now. Every op
+  // and copy starts with it (LS_CPU_RECORD in cpu_graph.h).
+  bool Record(StreamRef stream, std::function<absl::Status()> op);
+  // True when a capture is open and was opened by the calling thread.
+  bool CapturingHere() const;
+  // FailedPrecondition for `op`, which CUDA forbids during a capture.
+  static absl::Status CaptureForbids(const char* op);
+  struct Recording;
+  std::atomic<bool> capturing_{false};
+  std::atomic<std::thread::id> capture_thread_{};  // the capturing thread
+  std::unique_ptr<Recording> recording_;           // the open capture
 
   CpuThreadPool pool_;
   std::string name_;

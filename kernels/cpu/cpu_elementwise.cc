@@ -5,6 +5,7 @@
 
 #include "common/status.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_graph.h"
 #include "kernels/op_checks.h"
 
 namespace loraserve {
@@ -20,9 +21,10 @@ int64_t RowsPerChunk(int64_t width) {
 
 absl::Status CpuBackend::GatherRows(const void* src, int64_t src_rows, int64_t width,
                                     const int32_t* indices, int64_t num_indices, void* dst,
-                                    StreamRef) {
-  ASSIGN_OR_RETURN(const bool has_work, op_checks::CheckGatherRowsArgs(src, src_rows, width,
-                                                                       indices, num_indices, dst));
+                                    StreamRef stream) {
+  LS_CPU_RECORD(stream, GatherRows(src, src_rows, width, indices, num_indices, dst, StreamRef{}));
+  ASSIGN_OR_RETURN(const bool has_work,
+                   op_checks::CheckGatherRowsArgs(src, src_rows, width, indices, num_indices, dst));
   if (!has_work) return absl::OkStatus();
   for (int64_t i = 0; i < num_indices; ++i) {
     if (indices[i] < 0 || indices[i] >= src_rows) {
@@ -40,7 +42,8 @@ absl::Status CpuBackend::GatherRows(const void* src, int64_t src_rows, int64_t w
 }
 
 absl::Status CpuBackend::SiluAndMul(const void* gate_up, int64_t rows, int64_t intermediate,
-                                    void* out, StreamRef) {
+                                    void* out, StreamRef stream) {
+  LS_CPU_RECORD(stream, SiluAndMul(gate_up, rows, intermediate, out, StreamRef{}));
   ASSIGN_OR_RETURN(const bool has_work,
                    op_checks::CheckSiluAndMulArgs(gate_up, rows, intermediate, out));
   if (!has_work) return absl::OkStatus();
@@ -60,7 +63,9 @@ absl::Status CpuBackend::SiluAndMul(const void* gate_up, int64_t rows, int64_t i
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::ResidualAdd(void* residual, const void* delta, int64_t n, StreamRef) {
+absl::Status CpuBackend::ResidualAdd(void* residual, const void* delta, int64_t n,
+                                     StreamRef stream) {
+  LS_CPU_RECORD(stream, ResidualAdd(residual, delta, n, StreamRef{}));
   ASSIGN_OR_RETURN(const bool has_work, op_checks::CheckResidualAddArgs(residual, delta, n));
   if (!has_work) return absl::OkStatus();
   auto* r = static_cast<float*>(residual);

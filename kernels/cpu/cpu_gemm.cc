@@ -4,6 +4,7 @@
 
 #include "common/status.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_graph.h"
 #include "kernels/op_checks.h"
 
 namespace loraserve {
@@ -11,8 +12,7 @@ namespace loraserve {
 namespace {
 
 // y[m, n] = x[m, k] . w[n, k]^T + beta * y.
-void Sgemm(const float* x, const float* w, int64_t m, int64_t n, int64_t k, float beta,
-           float* y) {
+void Sgemm(const float* x, const float* w, int64_t m, int64_t n, int64_t k, float beta, float* y) {
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), 1.0f, x, static_cast<int>(k), w, static_cast<int>(k), beta, y,
               static_cast<int>(n));
@@ -21,7 +21,8 @@ void Sgemm(const float* x, const float* w, int64_t m, int64_t n, int64_t k, floa
 }  // namespace
 
 absl::Status CpuBackend::Gemm(const void* x, const void* w, const void* bias, int64_t m, int64_t n,
-                              int64_t k, bool accumulate, void* y, StreamRef) {
+                              int64_t k, bool accumulate, void* y, StreamRef stream) {
+  LS_CPU_RECORD(stream, Gemm(x, w, bias, m, n, k, accumulate, y, StreamRef{}));
   ASSIGN_OR_RETURN(const bool has_work, op_checks::CheckGemmArgs(x, w, m, n, k, y));
   if (!has_work) return absl::OkStatus();
   auto* yf = static_cast<float*>(y);
@@ -38,7 +39,9 @@ absl::Status CpuBackend::Gemm(const void* x, const void* w, const void* bias, in
 }
 
 absl::Status CpuBackend::Logits(const void* hidden, const void* lm_head, int64_t rows,
-                                int64_t vocab, int64_t hidden_size, float* logits, StreamRef) {
+                                int64_t vocab, int64_t hidden_size, float* logits,
+                                StreamRef stream) {
+  LS_CPU_RECORD(stream, Logits(hidden, lm_head, rows, vocab, hidden_size, logits, StreamRef{}));
   ASSIGN_OR_RETURN(const bool has_work,
                    op_checks::CheckLogitsArgs(hidden, lm_head, rows, vocab, hidden_size, logits));
   if (!has_work) return absl::OkStatus();
@@ -47,8 +50,9 @@ absl::Status CpuBackend::Logits(const void* hidden, const void* lm_head, int64_t
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::ArgMaxRows(const float* logits, int64_t rows, int64_t vocab,
-                                    int32_t* out, StreamRef) {
+absl::Status CpuBackend::ArgMaxRows(const float* logits, int64_t rows, int64_t vocab, int32_t* out,
+                                    StreamRef stream) {
+  LS_CPU_RECORD(stream, ArgMaxRows(logits, rows, vocab, out, StreamRef{}));
   ASSIGN_OR_RETURN(const bool has_work, op_checks::CheckArgMaxRowsArgs(logits, rows, vocab, out));
   if (!has_work) return absl::OkStatus();
   for (int64_t r = 0; r < rows; ++r) {

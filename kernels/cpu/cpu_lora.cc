@@ -10,6 +10,7 @@
 
 #include "common/status.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_graph.h"
 #include "kernels/op_checks.h"
 
 namespace loraserve {
@@ -36,13 +37,13 @@ absl::Status ValidateSegments(const char* op, const LoraSegments& lora, int64_t 
       const LoraSlice& sl = lora.slices[int64_t{g} * lora.num_slices + s];
       if (sl.rank == 0) continue;
       if (sl.rank < 0 || sl.rank > kMaxLoraRank) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            op, ": segment ", g, " slice ", s, " rank ", sl.rank,
-            " outside [0, ", kMaxLoraRank, "] (the supported maximum rank)"));
+        return absl::InvalidArgumentError(absl::StrCat(op, ": segment ", g, " slice ", s, " rank ",
+                                                       sl.rank, " outside [0, ", kMaxLoraRank,
+                                                       "] (the supported maximum rank)"));
       }
       if (sl.rank > lora.max_rank) {
-        return absl::InvalidArgumentError(absl::StrCat(op, ": segment ", g, " slice ", s,
-                                                       " rank ", sl.rank,
+        return absl::InvalidArgumentError(absl::StrCat(op, ": segment ", g, " slice ", s, " rank ",
+                                                       sl.rank,
                                                        " exceeds lora.max_rank=", lora.max_rank));
       }
       if (!std::isfinite(sl.scale)) {
@@ -51,15 +52,16 @@ absl::Status ValidateSegments(const char* op, const LoraSegments& lora, int64_t 
       }
       if (sl.a_row_offsets == nullptr || sl.bt_row_offsets == nullptr ||
           lora.rows_base == nullptr) {
-        return absl::InvalidArgumentError(absl::StrCat(
-            op, ": segment ", g, " slice ", s, " has rank ", sl.rank,
-            " but null row offsets or rows_base"));
+        return absl::InvalidArgumentError(absl::StrCat(op, ": segment ", g, " slice ", s,
+                                                       " has rank ", sl.rank,
+                                                       " but null row offsets or rows_base"));
       }
       for (int32_t r = 0; r < sl.rank; ++r) {
         if (sl.a_row_offsets[r] < 0 || sl.bt_row_offsets[r] < 0 ||
             sl.a_row_offsets[r] % sizeof(float) != 0 || sl.bt_row_offsets[r] % sizeof(float) != 0) {
-          return absl::InvalidArgumentError(absl::StrCat(
-              op, ": segment ", g, " slice ", s, " row ", r, " has a negative or misaligned offset"));
+          return absl::InvalidArgumentError(absl::StrCat(op, ": segment ", g, " slice ", s, " row ",
+                                                         r,
+                                                         " has a negative or misaligned offset"));
         }
       }
     }
@@ -70,7 +72,8 @@ absl::Status ValidateSegments(const char* op, const LoraSegments& lora, int64_t 
 }  // namespace
 
 absl::Status CpuBackend::LoraShrink(const void* x, int64_t num_tokens, int64_t in,
-                                    const LoraSegments& lora, float* v, StreamRef) {
+                                    const LoraSegments& lora, float* v, StreamRef stream) {
+  LS_CPU_RECORD(stream, LoraShrink(x, num_tokens, in, lora, v, StreamRef{}));
   ASSIGN_OR_RETURN(const bool has_work, op_checks::CheckLoraShrinkArgs(x, num_tokens, in, lora, v));
   RETURN_IF_ERROR(ValidateSegments("LoraShrink", lora, num_tokens));
   if (!has_work) return absl::OkStatus();
@@ -85,9 +88,9 @@ absl::Status CpuBackend::LoraShrink(const void* x, int64_t num_tokens, int64_t i
       for (int32_t r = 0; r < sl.rank; ++r) {
         // v[begin.., s, r] = X_seg[n, in] . A[r, :]
         cblas_sgemv(CblasRowMajor, CblasNoTrans, static_cast<int>(n), static_cast<int>(in), 1.0f,
-                    xs + begin * in, static_cast<int>(in), RowAt(lora.rows_base, sl.a_row_offsets[r]),
-                    1, 0.0f, v + begin * v_row + int64_t{s} * lora.max_rank + r,
-                    static_cast<int>(v_row));
+                    xs + begin * in, static_cast<int>(in),
+                    RowAt(lora.rows_base, sl.a_row_offsets[r]), 1, 0.0f,
+                    v + begin * v_row + int64_t{s} * lora.max_rank + r, static_cast<int>(v_row));
       }
     }
   }
@@ -96,7 +99,8 @@ absl::Status CpuBackend::LoraShrink(const void* x, int64_t num_tokens, int64_t i
 
 absl::Status CpuBackend::LoraExpand(const float* v, int64_t num_tokens, const LoraSegments& lora,
                                     const LoraSliceColumns& cols, void* y, int64_t y_cols,
-                                    StreamRef) {
+                                    StreamRef stream) {
+  LS_CPU_RECORD(stream, LoraExpand(v, num_tokens, lora, cols, y, y_cols, StreamRef{}));
   ASSIGN_OR_RETURN(const bool has_work,
                    op_checks::CheckLoraExpandArgs(v, num_tokens, lora, cols, y, y_cols));
   RETURN_IF_ERROR(ValidateSegments("LoraExpand", lora, num_tokens));

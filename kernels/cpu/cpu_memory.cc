@@ -9,6 +9,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_graph.h"
 #include "kernels/op_checks.h"
 
 namespace loraserve {
@@ -31,6 +32,7 @@ absl::StatusOr<std::unique_ptr<CpuBackend>> CpuBackend::Create(const Options& op
 }
 
 absl::StatusOr<DeviceBuffer> CpuBackend::Allocate(size_t bytes) {
+  if (CapturingHere()) return CaptureForbids("Allocate");
   if (bytes == 0) return DeviceBuffer();
   const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
   void* p = std::aligned_alloc(kAlignment, rounded);
@@ -73,7 +75,8 @@ absl::StatusOr<Backend::MemoryInfo> CpuBackend::GetMemoryInfo() {
 
 void CpuBackend::FreeHostBuffer(void* data, size_t /*bytes*/) noexcept { std::free(data); }
 
-absl::Status CpuBackend::CopyToDevice(void* dst, const void* src, size_t bytes, StreamRef) {
+absl::Status CpuBackend::CopyToDevice(void* dst, const void* src, size_t bytes, StreamRef stream) {
+  LS_CPU_RECORD(stream, CopyToDevice(dst, src, bytes, StreamRef{}));
   if (bytes == 0) return absl::OkStatus();
   RETURN_IF_ERROR(op_checks::Pointer("CopyToDevice", "dst", dst));
   RETURN_IF_ERROR(op_checks::Pointer("CopyToDevice", "src", src));
@@ -81,7 +84,8 @@ absl::Status CpuBackend::CopyToDevice(void* dst, const void* src, size_t bytes, 
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::CopyToHost(void* dst, const void* src, size_t bytes, StreamRef) {
+absl::Status CpuBackend::CopyToHost(void* dst, const void* src, size_t bytes, StreamRef stream) {
+  LS_CPU_RECORD(stream, CopyToHost(dst, src, bytes, StreamRef{}));
   if (bytes == 0) return absl::OkStatus();
   RETURN_IF_ERROR(op_checks::Pointer("CopyToHost", "dst", dst));
   RETURN_IF_ERROR(op_checks::Pointer("CopyToHost", "src", src));
@@ -89,7 +93,9 @@ absl::Status CpuBackend::CopyToHost(void* dst, const void* src, size_t bytes, St
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::CopyDeviceToDevice(void* dst, const void* src, size_t bytes, StreamRef) {
+absl::Status CpuBackend::CopyDeviceToDevice(void* dst, const void* src, size_t bytes,
+                                            StreamRef stream) {
+  LS_CPU_RECORD(stream, CopyDeviceToDevice(dst, src, bytes, StreamRef{}));
   if (bytes == 0) return absl::OkStatus();
   RETURN_IF_ERROR(op_checks::Pointer("CopyDeviceToDevice", "dst", dst));
   RETURN_IF_ERROR(op_checks::Pointer("CopyDeviceToDevice", "src", src));
@@ -97,7 +103,8 @@ absl::Status CpuBackend::CopyDeviceToDevice(void* dst, const void* src, size_t b
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::Memset(void* dst, uint8_t value, size_t bytes, StreamRef) {
+absl::Status CpuBackend::Memset(void* dst, uint8_t value, size_t bytes, StreamRef stream) {
+  LS_CPU_RECORD(stream, Memset(dst, value, bytes, StreamRef{}));
   if (bytes == 0) return absl::OkStatus();
   RETURN_IF_ERROR(op_checks::Pointer("Memset", "dst", dst));
   std::memset(dst, value, bytes);
@@ -105,6 +112,7 @@ absl::Status CpuBackend::Memset(void* dst, uint8_t value, size_t bytes, StreamRe
 }
 
 absl::Status CpuBackend::UploadConverted(const void* src, DType src_dtype, int64_t n, void* dst) {
+  if (CapturingHere()) return CaptureForbids("UploadConverted");
   RETURN_IF_ERROR(op_checks::NonNegative("UploadConverted", "n", n));
   if (n == 0) return absl::OkStatus();
   RETURN_IF_ERROR(op_checks::Pointer("UploadConverted", "src", src));
@@ -114,6 +122,7 @@ absl::Status CpuBackend::UploadConverted(const void* src, DType src_dtype, int64
 }
 
 absl::Status CpuBackend::DownloadToF32(const void* src, int64_t n, float* dst) {
+  if (CapturingHere()) return CaptureForbids("DownloadToF32");
   RETURN_IF_ERROR(op_checks::NonNegative("DownloadToF32", "n", n));
   if (n == 0) return absl::OkStatus();
   RETURN_IF_ERROR(op_checks::Pointer("DownloadToF32", "src", src));
@@ -152,6 +161,9 @@ absl::Status CpuBackend::SynchronizeEvent(const Event& event) {
   return absl::OkStatus();
 }
 
-absl::Status CpuBackend::Synchronize(StreamRef) { return absl::OkStatus(); }
+absl::Status CpuBackend::Synchronize(StreamRef stream) {
+  if (stream.native == nullptr && CapturingHere()) return CaptureForbids("Synchronize");
+  return absl::OkStatus();
+}
 
 }  // namespace loraserve

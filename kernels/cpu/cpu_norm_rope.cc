@@ -5,12 +5,14 @@
 
 #include "common/status.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_graph.h"
 #include "kernels/op_checks.h"
 
 namespace loraserve {
 
 absl::Status CpuBackend::RmsNorm(const void* x, const void* weight, int64_t rows, int64_t hidden,
-                                 float eps, void* out, StreamRef) {
+                                 float eps, void* out, StreamRef stream) {
+  LS_CPU_RECORD(stream, RmsNorm(x, weight, rows, hidden, eps, out, StreamRef{}));
   ASSIGN_OR_RETURN(const bool has_work,
                    op_checks::CheckRmsNormArgs(x, weight, rows, hidden, eps, out));
   if (!has_work) return absl::OkStatus();
@@ -35,10 +37,12 @@ absl::Status CpuBackend::RmsNorm(const void* x, const void* weight, int64_t rows
 
 absl::Status CpuBackend::Rope(void* qkv, int64_t row_stride, int64_t num_tokens,
                               int32_t num_q_heads, int32_t num_kv_heads, int32_t head_dim,
-                              const int32_t* positions, const float* inv_freq, StreamRef) {
+                              const int32_t* positions, const float* inv_freq, StreamRef stream) {
+  LS_CPU_RECORD(stream, Rope(qkv, row_stride, num_tokens, num_q_heads, num_kv_heads, head_dim,
+                             positions, inv_freq, StreamRef{}));
   ASSIGN_OR_RETURN(const bool has_work,
-                   op_checks::CheckRopeArgs(qkv, row_stride, num_tokens, num_q_heads,
-                                            num_kv_heads, head_dim, positions, inv_freq));
+                   op_checks::CheckRopeArgs(qkv, row_stride, num_tokens, num_q_heads, num_kv_heads,
+                                            head_dim, positions, inv_freq));
   if (!has_work) return absl::OkStatus();
   for (int64_t t = 0; t < num_tokens; ++t) {
     if (positions[t] < 0) {

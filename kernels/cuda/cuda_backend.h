@@ -30,7 +30,8 @@
 //
 // The methods are split by family: cuda_backend.cc (creation, attention and
 // LoRA dispatch), cuda_memory.cc (memory, streams, events),
-// cuda_backend_ops.cc (the dense ops and GEMMs).
+// cuda_backend_ops.cc (the dense ops and GEMMs), cuda_backend_random.cc
+// (FillRandom).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -99,6 +100,13 @@ class CudaBackend final : public Backend {
   absl::Status SynchronizeEvent(const Event& event) override;
   absl::Status Synchronize(StreamRef stream) override;
 
+  // graphs (cuda_graph.cc): stream capture of the compute stream
+  // (thread-local mode), instantiated with cudaGraphInstantiate.
+  bool SupportsGraphs() const override { return true; }
+  absl::Status BeginCapture() override;
+  absl::StatusOr<Graph> EndCapture() override;
+  absl::Status LaunchGraph(const Graph& graph) override;
+
   // ops: see kernels/backend.h for the contracts.
   absl::Status GatherRows(const void* src, int64_t src_rows, int64_t width, const int32_t* indices,
                           int64_t num_indices, void* dst, StreamRef stream) override;
@@ -128,6 +136,9 @@ class CudaBackend final : public Backend {
                       int64_t hidden_size, float* logits, StreamRef stream) override;
   absl::Status ArgMaxRows(const float* logits, int64_t rows, int64_t vocab, int32_t* out,
                           StreamRef stream) override;
+  // cuda_backend_random.cc: the CPU twin's fp32 values, rounded to bf16.
+  absl::Status FillRandom(void* dst, int64_t n, uint64_t seed, float lo, float hi,
+                          StreamRef stream) override;
 
  private:
   CudaBackend(int device, std::string name);
@@ -143,6 +154,7 @@ class CudaBackend final : public Backend {
   void FreeHostBuffer(void* data, size_t bytes) noexcept override;
   void DestroyStream(void* native) noexcept override;
   void DestroyEvent(void* native) noexcept override;
+  void DestroyGraph(void* native) noexcept override;
 
   const int device_;
   const std::string name_;

@@ -4,10 +4,12 @@
 // own rank, A / B^T rank-rows read through per-row byte offsets from
 // lora.rows_base (LoraSegments / LoraSlice / LoraSliceColumns in
 // kernels/op_args.h; the CPU twins are kernels/cpu/cpu_lora.cc). All slices
-// of a fused projection (q,k,v; gate,up) go in one launch. The host picks a
-// segmented SGMV-style kernel (few long segments: prefill) or a gather
-// BGMV-style kernel (many short segments: decode) from num_tokens /
-// num_segments. num_segments == 0 returns at once without a launch.
+// of a fused projection (q,k,v; gate,up) go in one launch. The host picks,
+// from num_tokens / num_segments, a segmented SGMV-style kernel on tensor
+// cores (long segments: prefill), a segmented fp32 FFMA one (medium
+// segments) or a gather BGMV-style kernel (many short segments: decode)
+// (ChooseLoraKernel, kernels/cuda/cuda_lora_internal.h). num_segments == 0
+// returns at once without a launch.
 //
 // Called by CudaBackend (kernels/cuda/cuda_backend.*), tests and benchmarks.
 // Launchers only enqueue on `stream`: never allocate, never synchronise, and

@@ -1,17 +1,32 @@
 // Host side shared by the CUDA LoRA launchers (kernels/cuda/cuda_lora_internal.h):
-// validation of host-known values, kernel choice, the public launchers.
+// validation of host-known values, kernel choice (and the tensor-core
+// shrink's split of `in`, kernels/cuda/cuda_lora_tc.h), the public launchers.
 #include <limits>
 
 #include "absl/strings/str_cat.h"
 #include "kernels/cuda/cuda_lora.h"
 #include "kernels/cuda/cuda_lora_internal.h"
+#include "kernels/cuda/cuda_lora_tc.h"
 
 namespace loraserve::cuda {
 namespace lora_internal {
 
 LoraKernel ChooseLoraKernel(int64_t num_tokens, int32_t num_segments) {
-  return num_tokens >= kSgmvMinTokensPerSegment * num_segments ? LoraKernel::kSgmv
-                                                                : LoraKernel::kBgmv;
+  if (num_tokens >= kSgmvTcMinTokensPerSegment * num_segments) return LoraKernel::kSgmvTc;
+  if (num_tokens >= kSgmvMinTokensPerSegment * num_segments) return LoraKernel::kSgmv;
+  return LoraKernel::kBgmv;
+}
+
+int32_t ChooseTcShrinkSplits(int64_t num_tokens, int32_t num_slices, int32_t max_rank,
+                             int64_t in) {
+  const int64_t tiles = (num_tokens + kTcTokens - 1) / kTcTokens * num_slices *
+                        ((max_rank + kTcShrinkRanks - 1) / kTcShrinkRanks);
+  int32_t splits = 1;
+  while (splits < kTcShrinkMaxSplits && tiles * splits < kTcShrinkTargetCtas &&
+         in >= 2 * splits * kTcShrinkMinSplitK) {
+    splits *= 2;
+  }
+  return splits;
 }
 
 LoraKernelArgs MakeKernelArgs(const LoraSegments& lora, int64_t num_tokens) {

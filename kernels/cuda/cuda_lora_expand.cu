@@ -13,6 +13,9 @@
 //   loaded once per 64 tokens.
 // Rows of B^T are reached through bt_row_offsets: 16-byte loads where the row
 // and column allow, scalar loads otherwise (same values either way).
+// SGMV on tensor cores (long segments): kernels/cuda/cuda_lora_expand_tc.cu,
+//   dispatched from LaunchLoraExpandWith below. Every expand adds into y
+//   through AddToY (kernels/cuda/cuda_lora_device.cuh): one rounding.
 #include <cuda_bf16.h>
 
 #include <algorithm>
@@ -22,63 +25,18 @@
 #include "common/status.h"
 #include "kernels/cuda/cuda_batched_util.cuh"
 #include "kernels/cuda/cuda_lora.h"
+#include "kernels/cuda/cuda_lora_device.cuh"
 #include "kernels/cuda/cuda_lora_internal.h"
+#include "kernels/cuda/cuda_lora_tc.h"
 
 namespace loraserve::cuda::lora_internal {
 namespace {
 
 using batched_internal::Bf16;
-using batched_internal::Bf16BitsHi;
-using batched_internal::Bf16BitsLo;
 using batched_internal::GroupOfRow;
 using batched_internal::Load8;
 using batched_internal::RowTile;
 using batched_internal::TileOfBlock;
-
-// cols.offsets[s] without a dynamically indexed copy of the parameter struct
-// in local memory.
-__device__ __forceinline__ int64_t ColumnOffset(const LoraColumnArgs& cols, int32_t s) {
-  int64_t off = cols.offsets[0];
-#pragma unroll
-  for (int k = 1; k <= kMaxLoraSlices; ++k) off = s == k ? cols.offsets[k] : off;
-  return off;
-}
-
-// Packs bf16(float(word's two bf16) + acc * scale) back into a word.
-__device__ __forceinline__ uint32_t AddPair(uint32_t w, float acc_lo, float acc_hi, float scale) {
-  const __nv_bfloat162 packed =
-      __floats2bfloat162_rn(Bf16BitsLo(w) + acc_lo * scale, Bf16BitsHi(w) + acc_hi * scale);
-  return static_cast<uint32_t>(__bfloat16_as_ushort(packed.x)) |
-         (static_cast<uint32_t>(__bfloat16_as_ushort(packed.y)) << 16);
-}
-
-// y[e] = bf16(float(y[e]) + acc[e] * scale) for e < min(valid, N), one
-// rounding per element; a single vector access when aligned and full.
-template <int N>
-__device__ __forceinline__ void AddToY(Bf16* y, int64_t valid, const float (&acc)[N],
-                                       float scale) {
-  static_assert(N == 4 || N == 8, "4 or 8 columns");
-  if (valid >= N && (reinterpret_cast<uintptr_t>(y) % (2 * N)) == 0) {
-    if constexpr (N == 8) {
-      uint4 u = *reinterpret_cast<const uint4*>(y);
-      u.x = AddPair(u.x, acc[0], acc[1], scale);
-      u.y = AddPair(u.y, acc[2], acc[3], scale);
-      u.z = AddPair(u.z, acc[4], acc[5], scale);
-      u.w = AddPair(u.w, acc[6], acc[7], scale);
-      *reinterpret_cast<uint4*>(y) = u;
-    } else {
-      uint2 u = *reinterpret_cast<const uint2*>(y);
-      u.x = AddPair(u.x, acc[0], acc[1], scale);
-      u.y = AddPair(u.y, acc[2], acc[3], scale);
-      *reinterpret_cast<uint2*>(y) = u;
-    }
-    return;
-  }
-#pragma unroll
-  for (int e = 0; e < N; ++e) {
-    if (e < valid) y[e] = __float2bfloat16_rn(__bfloat162float(y[e]) + acc[e] * scale);
-  }
-}
 
 // ---------------------------------------------------------------- BGMV
 constexpr int kBgmvThreads = 128;
@@ -261,15 +219,19 @@ absl::Status LaunchLoraExpandWith(LoraKernel kernel, const float* v, int64_t num
     return absl::InvalidArgumentError(absl::StrCat(kOp, ": null v or y"));
   }
   if (kernel == LoraKernel::kAuto) kernel = ChooseLoraKernel(num_tokens, lora.num_segments);
-  const int64_t col_blocks =
-      (max_width + (kernel == LoraKernel::kBgmv ? kBgmvCols : kSgmvCols) - 1) /
-      (kernel == LoraKernel::kBgmv ? kBgmvCols : kSgmvCols);
+  const int64_t tile_cols = kernel == LoraKernel::kBgmv     ? kBgmvCols
+                            : kernel == LoraKernel::kSgmvTc ? kTcExpandCols
+                                                            : kSgmvCols;
+  const int64_t col_blocks = (max_width + tile_cols - 1) / tile_cols;
   if (col_blocks > 65535) {
     return absl::InvalidArgumentError(
         absl::StrCat(kOp, ": slice width ", max_width, " exceeds the kernels' column grid"));
   }
   const LoraKernelArgs args = MakeKernelArgs(lora, num_tokens);
   auto* ys = static_cast<Bf16*>(y);
+  if (kernel == LoraKernel::kSgmvTc) {
+    return LaunchSgmvTcExpand(v, args, col_args, col_blocks, ys, y_cols, stream);
+  }
   if (kernel == LoraKernel::kBgmv) {
     const dim3 grid(static_cast<unsigned>(num_tokens), static_cast<unsigned>(lora.num_slices),
                     static_cast<unsigned>(col_blocks));

@@ -1,8 +1,9 @@
 // Internal to the CUDA LoRA kernels (kernels/cuda/cuda_lora_*.cu): the device
 // view of a LoraSegments launch, the host-side validation of host-known
-// values, the choice between the segmented (SGMV) and gather (BGMV) kernels,
-// and launchers that take that choice explicitly so tests can run both
-// kernels on the same inputs. Stateless; any thread.
+// values, the choice between the segmented (SGMV, FFMA or tensor-core) and
+// gather (BGMV) kernels, and launchers that take that choice explicitly so
+// tests and benchmarks can run every kernel on the same inputs. Stateless;
+// any thread.
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -15,15 +16,33 @@
 namespace loraserve::cuda::lora_internal {
 
 enum class LoraKernel {
-  kAuto,  // chosen from num_tokens / num_segments (ChooseLoraKernel)
-  kSgmv,  // segmented: CTA tiles of up to 64 tokens of one segment share each weight tile
-  kBgmv,  // gather: CTAs per token, each reading its own adapter's rows
+  kAuto,    // chosen from num_tokens / num_segments (ChooseLoraKernel)
+  kSgmv,    // segmented, fp32 FFMA: tiles of up to 64 tokens of one segment share each weight tile
+  kSgmvTc,  // segmented on tensor cores (bf16 wmma, fp32 accumulate): kernels/cuda/cuda_lora_tc.h
+  kBgmv,    // gather: CTAs per token, each reading its own adapter's rows
 };
 
 // Segments averaging at least this many tokens take the SGMV kernels.
 inline constexpr int64_t kSgmvMinTokensPerSegment = 8;
+// Segments averaging at least this many tokens take the tensor-core SGMV
+// kernels. Both SGMV kernels tile up to 64 tokens of one segment per CTA and
+// read the tile's adapter rows once; they differ in arithmetic. The FFMA
+// kernels compute all 64 rows of a tile whatever it holds, at the FP32 rate
+// (~1/15 of the bf16 tensor rate on an H100): 64 FMAs per weight element, more
+// time than streaming that element, even from DRAM. The tensor-core kernels
+// compute only the 16-row fragments holding tokens and are bound by the
+// weight / x / y streams, but pay fixed costs per tile (bf16 staging through
+// shared memory, three MMAs per fragment and the split of v in the expand,
+// the cluster reduction in the shrink). From 32 tokens per segment on, tiles
+// average at least two full fragments of four, so the tensor-core kernels do
+// at most half the FFMA kernels' row work at ~15x the rate: a sure win. Below
+// that the model still favours them, but by less than its uncertainty;
+// bench/cuda/lora_kernels_bench measures segments of 16..512 tokens with both
+// kernels: lower this (to kSgmvMinTokensPerSegment at most) when it agrees.
+inline constexpr int64_t kSgmvTcMinTokensPerSegment = 32;
 
-// kSgmv when the average segment is long (prefill), kBgmv otherwise (decode).
+// kSgmvTc when the average segment is long (prefill), kSgmv for medium
+// segments (short prefill chunks), kBgmv otherwise (decode).
 LoraKernel ChooseLoraKernel(int64_t num_tokens, int32_t num_segments);
 
 // The LoraSegments fields the kernels read (all pointers device memory).
@@ -50,11 +69,13 @@ LoraKernelArgs MakeKernelArgs(const LoraSegments& lora, int64_t num_tokens);
 absl::Status ValidateSegments(const char* op, int64_t num_tokens, const LoraSegments& lora);
 
 // As LaunchLoraShrink / LaunchLoraExpand (kernels/cuda/cuda_lora.h) with the
-// kernel given; kAuto is exactly the public launchers.
+// kernel given; kAuto is exactly the public launchers. tc_k_splits is for
+// kSgmvTc only: the CTAs (one cluster) that split `in`, 1, 2, 4 or 8, or 0 to
+// let ChooseTcShrinkSplits pick (kernels/cuda/cuda_lora_tc.h).
 absl::Status LaunchLoraShrinkWith(LoraKernel kernel, const void* x /* [num_tokens, in] bf16 */,
                                   int64_t num_tokens, int64_t in, const LoraSegments& lora,
                                   float* v /* [num_tokens, num_slices, max_rank] */,
-                                  cudaStream_t stream);
+                                  cudaStream_t stream, int32_t tc_k_splits = 0);
 absl::Status LaunchLoraExpandWith(LoraKernel kernel,
                                   const float* v /* [num_tokens, num_slices, max_rank] */,
                                   int64_t num_tokens, const LoraSegments& lora,

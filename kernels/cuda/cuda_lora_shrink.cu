@@ -12,6 +12,8 @@
 //   computes 4 tokens x 2 ranks, so each A tile is loaded once per 64 tokens.
 // Rows of A are reached through a_row_offsets (anywhere in the pool): 16-byte
 // loads where the row and x allow it, scalar loads otherwise.
+// SGMV on tensor cores (long segments): kernels/cuda/cuda_lora_shrink_tc.cu,
+//   dispatched from LaunchLoraShrinkWith below.
 #include <cuda_bf16.h>
 
 #include "absl/strings/str_cat.h"
@@ -20,6 +22,7 @@
 #include "kernels/cuda/cuda_batched_util.cuh"
 #include "kernels/cuda/cuda_lora.h"
 #include "kernels/cuda/cuda_lora_internal.h"
+#include "kernels/cuda/cuda_lora_tc.h"
 
 namespace loraserve::cuda::lora_internal {
 namespace {
@@ -203,10 +206,15 @@ __global__ void __launch_bounds__(kSgmvThreads)
 
 absl::Status LaunchLoraShrinkWith(LoraKernel kernel, const void* x, int64_t num_tokens,
                                   int64_t in, const LoraSegments& lora, float* v,
-                                  cudaStream_t stream) {
+                                  cudaStream_t stream, int32_t tc_k_splits) {
   constexpr const char* kOp = "LoraShrink";
   RETURN_IF_ERROR(ValidateSegments(kOp, num_tokens, lora));
   if (in <= 0) return absl::InvalidArgumentError(absl::StrCat(kOp, ": in=", in, " <= 0"));
+  if (tc_k_splits != 0 && tc_k_splits != 1 && tc_k_splits != 2 && tc_k_splits != 4 &&
+      tc_k_splits != kTcShrinkMaxSplits) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        kOp, ": tc_k_splits=", tc_k_splits, " is not 0 (automatic), 1, 2, 4 or 8"));
+  }
   if (lora.num_segments == 0 || num_tokens == 0 || lora.max_rank == 0) return absl::OkStatus();
   if (x == nullptr || v == nullptr) {
     return absl::InvalidArgumentError(absl::StrCat(kOp, ": null x or v"));
@@ -214,6 +222,12 @@ absl::Status LaunchLoraShrinkWith(LoraKernel kernel, const void* x, int64_t num_
   if (kernel == LoraKernel::kAuto) kernel = ChooseLoraKernel(num_tokens, lora.num_segments);
   const LoraKernelArgs args = MakeKernelArgs(lora, num_tokens);
   const auto* xs = static_cast<const Bf16*>(x);
+  if (kernel == LoraKernel::kSgmvTc) {
+    const int32_t splits =
+        tc_k_splits != 0 ? tc_k_splits
+                         : ChooseTcShrinkSplits(num_tokens, lora.num_slices, lora.max_rank, in);
+    return LaunchSgmvTcShrink(xs, in, args, splits, v, stream);
+  }
   if (kernel == LoraKernel::kBgmv) {
     const dim3 grid(static_cast<unsigned>(num_tokens), static_cast<unsigned>(lora.num_slices),
                     static_cast<unsigned>((lora.max_rank + kBgmvRowsPerCta - 1) / kBgmvRowsPerCta));

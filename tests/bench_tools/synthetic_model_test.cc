@@ -1,10 +1,12 @@
 // Tests bench/tools/synthetic_model.cc, model_shapes.cc and
 // synthetic_tokenizer.cc: the tiny synthetic model loads through the engine
 // on the CPU backend and generates; every token id decodes; sharding and the
-// index are consistent; output is a function of the seed; bad options are
-// refused naming the option.
+// index are consistent; output is a function of the seed; without weights
+// (make-model --no-weights) only config and tokenizer files are written; bad
+// options are refused naming the option.
 #include "bench/tools/synthetic_model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -243,6 +245,32 @@ TEST(SyntheticModelTest, ConfigFileAndRewriteRemovesStaleShards) {
   absl::StatusOr<ModelConfig> loaded = ModelConfig::Load(o.out_dir);
   ASSERT_TRUE(loaded.ok()) << loaded.status();
   EXPECT_EQ(loaded->num_hidden_layers, 1);
+}
+
+TEST(SyntheticModelTest, NoWeightsWritesConfigAndTokenizerOnly) {
+  ScopedTempDir tmp;
+  SyntheticModelOptions o = Tiny(tmp.Sub("m"));
+  o.shard_bytes = 64 << 10;
+  ASSERT_TRUE(MakeSyntheticModel(o).ok());  // an earlier run's weights, to be removed
+  o.write_weights = false;
+  absl::StatusOr<SyntheticModelSummary> s = MakeSyntheticModel(o);
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(s->num_tensors, 0);
+  EXPECT_EQ(s->num_shards, 0);
+  EXPECT_EQ(s->weight_bytes, 0);
+  std::vector<std::string> files;
+  for (const auto& e : std::filesystem::directory_iterator(o.out_dir)) {
+    files.push_back(e.path().filename().string());
+  }
+  std::sort(files.begin(), files.end());
+  EXPECT_EQ(files, (std::vector<std::string>{"config.json", "generation_config.json",
+                                             "tokenizer.json", "tokenizer_config.json"}));
+  // What random weights need: the config and the tokenizer load.
+  absl::StatusOr<ModelConfig> config = ModelConfig::Load(o.out_dir);
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->vocab_size, 512);
+  absl::StatusOr<std::unique_ptr<Tokenizer>> tok = Tokenizer::Load(o.out_dir + "/tokenizer.json");
+  ASSERT_TRUE(tok.ok()) << tok.status();
 }
 
 TEST(SyntheticModelTest, BadOptionsAreClearErrors) {

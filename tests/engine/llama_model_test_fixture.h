@@ -201,6 +201,8 @@ class LlamaModelTest : public ::testing::TestWithParam<ModelParam> {
     mo.backend = backend_;
     mo.model_dir = dir_;
     mo.adapter_cache_bytes = adapter_cache_bytes_;
+    mo.graphs = graph_mode_;
+    mo.max_graph_batch = max_graph_batch_;
     auto model = LlamaModel::Create(mo);
     ASSERT_TRUE(model.ok()) << model.status();
     model_ = std::move(model).value();
@@ -409,6 +411,9 @@ class LlamaModelTest : public ::testing::TestWithParam<ModelParam> {
   static inline std::unique_ptr<Backend> backends_[2];
   Backend* backend_ = nullptr;
   size_t adapter_cache_bytes_ = 0;
+  // kAuto: decode graphs on CUDA only, as in production.
+  LlamaModel::GraphMode graph_mode_ = LlamaModel::GraphMode::kAuto;
+  int32_t max_graph_batch_ = 256;
   std::unique_ptr<UnifiedPool> pool_;
   std::unique_ptr<EngineAdapterResidency> lora_;  // after pool_: destroyed first
   std::map<const PeftAdapter*, uint64_t> pool_keys_;

@@ -141,6 +141,10 @@ class GatedBackend final : public Backend {
                           StreamRef s) override {
     return inner_->ArgMaxRows(logits, rows, vocab, out, s);
   }
+  absl::Status FillRandom(void* dst, int64_t n, uint64_t seed, float lo, float hi,
+                          StreamRef s) override {
+    return inner_->FillRandom(dst, n, seed, lo, hi, s);
+  }
   // Every Logits call returns `error` until set back to OK (a failing step).
   void FailLogits(absl::Status error) {
     absl::MutexLock l(&mu_);
