@@ -458,6 +458,11 @@ void Engine::PublishStats() {
   s.adapter_pins = residency_->NumPins();
   s.prompt_tokens_total = prompt_tokens_total_;
   s.generation_tokens_total = generation_tokens_total_;
+  const GraphStats graphs = model_->graph_stats();
+  s.steps_graph_total = graphs.launches;
+  s.steps_eager_total = graphs.eager_steps;
+  s.graph_captures_total = graphs.captures;
+  s.graphs_cached = graphs.cached;
   residency_->RefreshTiers();
   absl::MutexLock lock(&mu_);
   constexpr size_t kMaxLoadRecords = 4096;

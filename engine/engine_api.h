@@ -157,6 +157,12 @@ struct EngineStats {
   int64_t adapter_loads_host_ok = 0;          // loads_total{tier="host",result="ok"}
   int64_t adapter_loads_host_failed = 0;      // ... result="error"
   int64_t adapter_evictions_total = 0;        // idle adapters evicted from the pool
+  // Model steps since start by how they ran (LlamaModel::graph_stats):
+  // decode-graph launches, op-by-op steps, graph captures; graphs held now.
+  int64_t steps_graph_total = 0;
+  int64_t steps_eager_total = 0;
+  int64_t graph_captures_total = 0;
+  int64_t graphs_cached = 0;
 };
 
 class EngineApi {

@@ -55,16 +55,22 @@ if [[ $mode != bench ]]; then
   ' | sort >> "$summary"
 fi
 if [[ $mode != tests ]]; then
-  for cmd in "bench/cuda/lora_kernels_bench" \
-             "bench/forward_bench --device=cuda --shape=llama-7b --decode-batch=1,16,64 --adapters=0,1,64 --prompt=512 --decode-steps=100 --model-dir=/tmp/fb-llama-7b"; do
+  # name|command: the log goes to logs/<name>.txt. forward_bench generates
+  # the 7B weights on the device (--random-weights: nothing written to disk)
+  # and runs once with decode graphs and once op by op.
+  fb="bench/forward_bench --device=cuda --shape=llama-7b --random-weights --decode-batch=1,16,64 --adapters=0,1,64 --prompt=512 --decode-steps=100"
+  for entry in "lora_kernels_bench|bench/cuda/lora_kernels_bench" \
+               "forward_bench_graphs|$fb --graphs=on" \
+               "forward_bench_eager|$fb --graphs=off"; do
+    name=${entry%%|*}
+    cmd=${entry#*|}
     bin=${cmd%% *}
-    name=$(basename "$bin")
     if [[ -x "$B/build/$bin" ]]; then
       # shellcheck disable=SC2086
       timeout 400 "$B/build/$bin" ${cmd#"$bin"} > "$out/logs/$name.txt" 2>&1
       echo "bench $name rc=$? (log: logs/$name.txt)" >> "$summary"
     else
-      echo "bench $name: not in the bundle" >> "$summary"
+      echo "bench $name: $bin not in the bundle" >> "$summary"
     fi
   done
 fi

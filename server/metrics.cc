@@ -112,6 +112,24 @@ ServerMetrics::ServerMetrics(const Options& options)
                       .Help("Running requests preempted (KV freed, recomputed later).")
                       .Register(reg)
                       .Add({});
+  auto& steps = BuildCounter()
+                    .Name("loraserve_model_steps_total")
+                    .Help("Model forward steps, by how they ran: mode=\"graph\" (one decode-graph "
+                          "launch) or mode=\"eager\" (op by op).")
+                    .Register(reg);
+  steps_graph_ = &steps.Add({{"mode", "graph"}});
+  steps_eager_ = &steps.Add({{"mode", "eager"}});
+  graph_captures_ = &BuildCounter()
+                         .Name("loraserve_decode_graph_captures_total")
+                         .Help("Decode graphs captured (first use of a shape, or after a buffer "
+                               "it holds moved).")
+                         .Register(reg)
+                         .Add({});
+  decode_graphs_ = &BuildGauge()
+                        .Name("loraserve_decode_graphs")
+                        .Help("Decode graphs held by the model.")
+                        .Register(reg)
+                        .Add({});
   ttft_ = &BuildHistogram()
                .Name("loraserve_time_to_first_token_seconds")
                .Help("Time from arrival to the first generated token.")
@@ -174,6 +192,18 @@ void ServerMetrics::OnRequestFinished(const RequestMetrics& m) {
 }
 
 void ServerMetrics::OnPreemptions(int64_t n) { preemptions_->Increment(static_cast<double>(n)); }
+
+void ServerMetrics::SetDecodeGraphs(int64_t cached) {
+  decode_graphs_->Set(static_cast<double>(cached));
+}
+
+void ServerMetrics::OnModelSteps(bool graph, int64_t n) {
+  (graph ? steps_graph_ : steps_eager_)->Increment(static_cast<double>(n));
+}
+
+void ServerMetrics::OnGraphCaptures(int64_t n) {
+  graph_captures_->Increment(static_cast<double>(n));
+}
 
 void ServerMetrics::OnAdapterLoad(const std::string& tier, bool ok, double seconds) {
   adapter_loads_family_->Add({{"tier", tier}, {"result", ok ? "ok" : "error"}}).Increment();

@@ -49,6 +49,8 @@ class ServerMetrics {
   // Pool pages by kind; kv_cache_usage_ratio = kv / (kv + adapter + free).
   void SetPoolPages(int64_t kv, int64_t adapter, int64_t free);
   void SetAdaptersResident(int64_t device, int64_t host);
+  // Decode graphs held by the model (loraserve_decode_graphs).
+  void SetDecodeGraphs(int64_t cached);
   // Replaces the single loraserve_lora_requests_info series: labels
   // running_lora_adapters / waiting_lora_adapters are comma-joined names (the
   // form the Gateway API Inference Extension parses), value is the Unix time.
@@ -58,6 +60,9 @@ class ServerMetrics {
   // Events.
   void OnRequestFinished(const RequestMetrics& m);
   void OnPreemptions(int64_t n);
+  // Model steps run as decode-graph launches (graph = true) or op by op.
+  void OnModelSteps(bool graph, int64_t n);
+  void OnGraphCaptures(int64_t n);
   // tier: "device" | "host"; ok=false counts result="error".
   void OnAdapterLoad(const std::string& tier, bool ok, double seconds);
 
@@ -81,6 +86,10 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>* success_family_;
   prometheus::Family<prometheus::Counter>* adapter_loads_family_;
   prometheus::Counter* preemptions_;
+  prometheus::Counter* steps_graph_;
+  prometheus::Counter* steps_eager_;
+  prometheus::Counter* graph_captures_;
+  prometheus::Gauge* decode_graphs_;
   prometheus::Histogram* ttft_;
   prometheus::Histogram* itl_;
   prometheus::Histogram* e2e_;

@@ -12,13 +12,26 @@ std::string MetricsCollector::Scrape(EngineApi* engine) {
     metrics_.SetAdaptersResident(s.adapters_device, s.adapters_host);
     metrics_.SetLoraRequestsInfo(s.running_adapters, s.waiting_adapters,
                                  absl::ToDoubleSeconds(absl::Now() - absl::UnixEpoch()));
-    int64_t delta = 0;
+    metrics_.SetDecodeGraphs(s.graphs_cached);
+    // Engine totals become counter increments: the part not yet reported.
+    int64_t preempted = 0, graph_steps = 0, eager_steps = 0, captures = 0;
     {
       absl::MutexLock lock(&mu_);
-      delta = s.preemptions_total - preemptions_seen_;
-      if (delta > 0) preemptions_seen_ = s.preemptions_total;
+      auto take = [](int64_t total, int64_t& seen) {
+        const int64_t delta = total - seen;
+        if (delta <= 0) return int64_t{0};
+        seen = total;
+        return delta;
+      };
+      preempted = take(s.preemptions_total, preemptions_seen_);
+      graph_steps = take(s.steps_graph_total, steps_graph_seen_);
+      eager_steps = take(s.steps_eager_total, steps_eager_seen_);
+      captures = take(s.graph_captures_total, graph_captures_seen_);
     }
-    if (delta > 0) metrics_.OnPreemptions(delta);
+    if (preempted > 0) metrics_.OnPreemptions(preempted);
+    if (graph_steps > 0) metrics_.OnModelSteps(true, graph_steps);
+    if (eager_steps > 0) metrics_.OnModelSteps(false, eager_steps);
+    if (captures > 0) metrics_.OnGraphCaptures(captures);
     for (const AdapterLoadRecord& r : engine->TakeAdapterLoads()) {
       // Loads into the device pool (host -> pool copy) or into host memory
       // (disk -> host); the label values DESIGN.md names.

@@ -39,6 +39,9 @@ class MetricsCollector {
   ServerMetrics metrics_;
   absl::Mutex mu_;
   int64_t preemptions_seen_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t steps_graph_seen_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t steps_eager_seen_ ABSL_GUARDED_BY(mu_) = 0;
+  int64_t graph_captures_seen_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 // Accumulates one request's timing from the events it produced. One per

@@ -215,6 +215,12 @@ TEST_F(ServerE2e, MetricsPassPromtoolAndCountersAgreeWithTheClient) {
   auto prompt = MetricValue(*body, "loraserve_prompt_tokens_total");
   ASSERT_TRUE(prompt.has_value()) << *body;
   EXPECT_EQ(*prompt, static_cast<double>(prompt_tokens));
+  // The CPU backend runs every step op by op (decode graphs are CUDA's).
+  auto eager = MetricValue(*body, "loraserve_model_steps_total", {"mode=\"eager\""});
+  ASSERT_TRUE(eager.has_value()) << *body;
+  EXPECT_GT(*eager, 0);
+  EXPECT_EQ(MetricValue(*body, "loraserve_model_steps_total", {"mode=\"graph\""}), 0.0);
+  EXPECT_EQ(MetricValue(*body, "loraserve_decode_graphs"), 0.0);
   for (const char* other : {"stop", "cancelled"}) {
     auto v = MetricValue(*body, "loraserve_request_success_total",
                          {std::string("finished_reason=\"") + other + "\""});

@@ -21,6 +21,11 @@ TEST(ServerMetrics, GaugesAndCountersSerializeWithTheirLabels) {
   m.SetPoolPages(/*kv=*/30, /*adapter=*/10, /*free=*/60);
   m.SetAdaptersResident(2, 5);
   m.OnPreemptions(2);
+  m.OnModelSteps(/*graph=*/true, 5);
+  m.OnModelSteps(/*graph=*/true, 2);
+  m.OnModelSteps(/*graph=*/false, 3);
+  m.OnGraphCaptures(1);
+  m.SetDecodeGraphs(4);
   m.OnAdapterLoad("device", true, 0.002);
   m.OnAdapterLoad("host", false, 0.5);
   RequestMetrics r;
@@ -40,6 +45,10 @@ TEST(ServerMetrics, GaugesAndCountersSerializeWithTheirLabels) {
   EXPECT_TRUE(Contains(text, "loraserve_kv_cache_usage_ratio 0.3"));
   EXPECT_TRUE(Contains(text, "loraserve_adapters_resident{tier=\"host\"} 5"));
   EXPECT_TRUE(Contains(text, "loraserve_preemptions_total 2"));
+  EXPECT_TRUE(Contains(text, "loraserve_model_steps_total{mode=\"graph\"} 7"));
+  EXPECT_TRUE(Contains(text, "loraserve_model_steps_total{mode=\"eager\"} 3"));
+  EXPECT_TRUE(Contains(text, "loraserve_decode_graph_captures_total 1"));
+  EXPECT_TRUE(Contains(text, "loraserve_decode_graphs 4"));
   EXPECT_TRUE(Contains(text, "loraserve_prompt_tokens_total 11"));
   EXPECT_TRUE(Contains(text, "loraserve_generation_tokens_total 4"));
   EXPECT_TRUE(Contains(text, "loraserve_request_success_total{finished_reason=\"length\"} 1"));
