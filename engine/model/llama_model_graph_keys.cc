@@ -16,7 +16,8 @@ int32_t GraphBatchBucket(int32_t num_seqs) {
 
 int32_t GraphContextBucket(int32_t max_seq_len, int64_t max_context) {
   const uint32_t want = static_cast<uint32_t>(std::max(max_seq_len, kMinGraphContext));
-  int64_t c = std::bit_ceil(want);
+  // The next power of two, or max_seq_len itself where that would not fit int32.
+  int64_t c = want > (uint32_t{1} << 30) ? int64_t{max_seq_len} : int64_t{std::bit_ceil(want)};
   if (max_context > 0 && c > max_context) c = std::max<int64_t>(max_context, max_seq_len);
   return static_cast<int32_t>(c);
 }

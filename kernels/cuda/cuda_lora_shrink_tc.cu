@@ -27,6 +27,8 @@
 //   cluster's partial tiles in cluster-rank order through distributed shared
 //   memory (deterministic) and writes v for tokens < tile end, ranks < rank.
 //   A second cluster barrier keeps every partial tile alive until read.
+//   Clusters need sm_90: an image compiled for an older architecture (sm_80)
+//   has no cluster code, and the launcher runs it with k_splits = 1.
 // Numerics (u = 2^-24). bf16 x bf16 products are exact in fp32. A 16-deep
 //   MMA adds 16 products to the accumulator c; modelled as in Fasi et al.
 //   2021 ("Numerical behavior of NVIDIA tensor cores"; products aligned to
@@ -40,9 +42,11 @@
 
 #include <limits>
 
+#include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 
 #include "common/cuda/cuda_status.h"
+#include "common/status.h"
 #include "kernels/cuda/cuda_batched_util.cuh"
 #include "kernels/cuda/cuda_lora_device.cuh"
 #include "kernels/cuda/cuda_lora_internal.h"
@@ -171,6 +175,17 @@ __global__ void __launch_bounds__(kThreads)
     }
   }
 
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+  // Compiled without thread block clusters (before sm_90): the launcher then
+  // runs k_splits == 1 only (KernelHasClusters), so this tile is the whole sum.
+  __syncthreads();  // every warp's fragments are in part_s
+  for (int e = tid; e < kTcTokens * kTcShrinkRanks; e += kThreads) {
+    const int m = e / kTcShrinkRanks;
+    const int c = e % kTcShrinkRanks;
+    if (m >= nt || c >= nr) continue;
+    v[((tile.begin + m) * a.num_slices + s) * a.max_rank + r0 + c] = part_s[m * kOutStride + c];
+  }
+#else
   cg::cluster_group cluster = cg::this_cluster();
   cluster.sync();  // every partial tile of the cluster is in shared memory
   const int splits = static_cast<int>(cluster.num_blocks());
@@ -186,12 +201,27 @@ __global__ void __launch_bounds__(kThreads)
     v[((tile.begin + m) * a.num_slices + s) * a.max_rank + r0 + c] = sum;
   }
   cluster.sync();  // no CTA leaves while another still reads its partial tile
+#endif
+}
+
+// True when the kernel image the current device runs was compiled with
+// thread block clusters (virtual architecture sm_90 or newer: the
+// __CUDA_ARCH__ the cluster code above is guarded by). A build for sm_80
+// (A100, which CudaBackend accepts) has no cluster code: k_splits is 1 there.
+absl::StatusOr<bool> KernelHasClusters() {
+  cudaFuncAttributes attr;
+  const cudaError_t err = cudaFuncGetAttributes(&attr, SgmvTcShrinkKernel);
+  if (err != cudaSuccess) (void)cudaGetLastError();  // not left for the next launch check
+  RETURN_IF_CUDA_ERROR(err);
+  return attr.ptxVersion >= 90;
 }
 
 }  // namespace
 
 absl::Status LaunchSgmvTcShrink(const Bf16* x, int64_t in, const LoraKernelArgs& args,
                                 int32_t k_splits, float* v, cudaStream_t stream) {
+  ASSIGN_OR_RETURN(const bool clusters, KernelHasClusters());
+  if (!clusters) k_splits = 1;
   const int64_t main_tiles = (args.num_tokens + kTcTokens - 1) / kTcTokens;
   if (main_tiles + args.num_segments > std::numeric_limits<int32_t>::max()) {
     return absl::InvalidArgumentError(
@@ -215,9 +245,13 @@ absl::Status LaunchSgmvTcShrink(const Bf16* x, int64_t in, const LoraKernelArgs&
   config.dynamicSmemBytes = 0;
   config.stream = stream;
   config.attrs = &cluster;
-  config.numAttrs = 1;
-  RETURN_IF_CUDA_ERROR(cudaLaunchKernelEx(&config, SgmvTcShrinkKernel, x, in, args, main_tiles,
-                                          rank_tiles, split_span, v));
+  config.numAttrs = clusters ? 1 : 0;  // no cluster attribute where the image has none
+  const cudaError_t launched = cudaLaunchKernelEx(&config, SgmvTcShrinkKernel, x, in, args,
+                                                  main_tiles, rank_tiles, split_span, v);
+  // A failed launch is also the thread's last error: clear it, or the next
+  // op's launch check (cudaGetLastError) would report it a second time.
+  if (launched != cudaSuccess) (void)cudaGetLastError();
+  RETURN_IF_CUDA_ERROR(launched);
   RETURN_IF_CUDA_ERROR(cudaGetLastError());
   return absl::OkStatus();
 }

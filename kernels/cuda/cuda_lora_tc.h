@@ -64,7 +64,8 @@ __host__ __device__ inline Bf16x3 SplitBf16x3(float v) {
 }
 
 // The kSgmvTc shrink of LaunchLoraShrinkWith: args describe a validated
-// launch with num_segments, num_tokens, max_rank > 0; k_splits is 1, 2, 4 or 8.
+// launch with num_segments, num_tokens, max_rank > 0; k_splits is 1, 2, 4 or 8
+// (run as 1 where the kernel image has no thread block clusters: before sm_90).
 // InvalidArgument when ceil(num_tokens / 64) + num_segments CTAs exceed a
 // grid row; Internal for a CUDA launch error (a cluster that cannot launch).
 absl::Status LaunchSgmvTcShrink(const __nv_bfloat16* x /* [num_tokens, in] */, int64_t in,

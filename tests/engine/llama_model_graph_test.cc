@@ -51,6 +51,7 @@ TEST(GraphBuckets, ContextBuckets) {
   EXPECT_EQ(GraphContextBucket(3000, 4096), 4096);
   EXPECT_EQ(GraphContextBucket(3000, 3500), 3500);  // capped at the model's context
   EXPECT_EQ(GraphContextBucket(100, 128), 128);
+  EXPECT_EQ(GraphContextBucket((1 << 30) + 5, 0), (1 << 30) + 5);  // no int32 overflow
 }
 
 TEST(GraphBuckets, RankBuckets) {
