@@ -58,6 +58,13 @@ std::vector<LoraCase> TcCases() {
       {"Tc200In4100", 200, 4100, {4100}, {0, 64, 128, 130, 200}, {{8}, {64}, {4}, {16}}, T, 1,
        true},
       {"Tc65Rank256In4100", 65, 4100, {200}, {0, 65}, {{256}}, T, 1, true},
+      // A partial second 64-rank tile (72, 100), in below one 64-wide K tile,
+      // in an exact multiple of it, and in = 200 where 8 K splits leave some
+      // splits without columns.
+      {"Tc80Ranks72And100", 80, 1000, {1000}, {0, 40, 80}, {{72}, {100}}, T, 1},
+      {"Tc96In48", 96, 48, {200}, {0, 96}, {{16}}, T, 1},
+      {"Tc64In128", 64, 128, {128}, {0, 64}, {{64}}, T, 1},
+      {"Tc40In200", 40, 200, {300}, {0, 40}, {{32}}, T, 1, true},
   };
 }
 
