@@ -61,6 +61,11 @@ struct EngineOptions {
   // Decode steps replayed from captured graphs on CUDA (LlamaModel::GraphMode
   // kAuto); false runs every step op by op (kOff).
   bool cuda_graphs = true;
+  // Rows sampled with temperature and top-k / top-p / min-p (no penalties,
+  // no logprobs) copy only their candidates (Backend::SampleCandidates) and
+  // are decided by Sampler::SampleFromCandidates, with the same tokens as
+  // the host path; false copies every sampled row's logits (tests compare).
+  bool device_sampling = true;
   BackendKind backend = BackendKind::kCpu;
   int num_threads = 0;  // backend threads; 0 = hardware concurrency
   // Scheduler (engine/scheduler/scheduler.h SchedulerConfig).
@@ -185,6 +190,8 @@ class Engine final : public EngineApi {
   int64_t host_loads_ok_ = 0;
   int64_t host_loads_failed_ = 0;
   ForwardOutput forward_out_;
+  std::vector<float> fallback_row_;  // [vocab] a row its candidates could not decide
+  std::vector<SampledToken> sampled_;  // per scheduled sequence, this step's token
   std::vector<StepOutput> step_outputs_;
 
   // The inbox, the in-flight id table and the published snapshot.

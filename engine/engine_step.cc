@@ -1,5 +1,6 @@
 // Engine::Step: one iteration of the engine loop on the engine thread:
 // schedule, forward the mixed batch, sample, detokenize, stop, emit.
+#include <optional>
 #include <span>
 #include <utility>
 
@@ -52,7 +53,11 @@ bool Engine::Step() {
     step.block_table = kv_->Table(r.id);
     step.adapter_id = r.adapter_key;
     step.compute_logits = s.sample;
-    step.greedy_on_device = s.sample && Sampler::IsPlainGreedy(r.sampler()->params());
+    const SamplingParams& params = r.sampler()->params();
+    step.greedy_on_device = s.sample && Sampler::IsPlainGreedy(params);
+    step.candidates_on_device =
+        s.sample && options_.device_sampling && Sampler::CanUseCandidates(params);
+    step.temperature = params.temperature;
     batch.sequences.push_back(std::move(step));
   }
 
@@ -64,6 +69,42 @@ bool Engine::Step() {
     return true;
   }
 
+  // Sample every row first: a row whose candidates cannot decide fetches its
+  // logits, and a failed fetch fails the step before any token is emitted.
+  const ForwardOutput& out = forward_out_;
+  sampled_.assign(sched.batch.size(), SampledToken{});
+  for (size_t i = 0; i < sched.batch.size(); ++i) {
+    if (!sched.batch[i].sample) continue;
+    RequestState& r = *active_.at(sched.batch[i].seq->id());
+    const SequenceStep& step = batch.sequences[i];
+    const int64_t row = out.first_row[i];
+    LS_CHECK(row >= 0) << "request " << r.id << ": no logits row";
+    if (step.greedy_on_device) {
+      sampled_[i] = sampler_->TakeArgMax(out.argmax[row], r.sampler());
+      continue;
+    }
+    if (!step.candidates_on_device) {
+      sampled_[i] = sampler_->Sample(out.row(row).data(), r.sampler());
+      continue;
+    }
+    std::optional<SampledToken> t = sampler_->SampleFromCandidates(
+        out.candidate_ids_of(row), out.candidate_values_of(row), out.candidate_totals[row],
+        r.sampler());
+    if (t.has_value()) {
+      sampled_[i] = *std::move(t);
+      continue;
+    }
+    fallback_row_.resize(static_cast<size_t>(vocab_size_));
+    const absl::Status fetched = model_->CopyLogitsRow(row, fallback_row_.data());
+    if (!fetched.ok()) {
+      LS_LOG(ERROR) << "engine: fetching the logits of request " << r.id
+                    << " failed: " << fetched.ToString();
+      FailBatch(sched, fetched);
+      return true;
+    }
+    sampled_[i] = sampler_->Sample(fallback_row_.data(), r.sampler());
+  }
+
   const absl::Time now = absl::Now();
   step_outputs_.clear();
   std::vector<RequestId> ended;
@@ -71,11 +112,7 @@ bool Engine::Step() {
     const ScheduledSequence& s = sched.batch[i];
     if (!s.sample) continue;
     RequestState& r = *active_.at(s.seq->id());
-    const int64_t row = forward_out_.first_row[i];
-    LS_CHECK(row >= 0) << "request " << r.id << ": no logits row";
-    SampledToken t = batch.sequences[i].greedy_on_device
-                         ? sampler_->TakeArgMax(forward_out_.argmax[row], r.sampler())
-                         : sampler_->Sample(forward_out_.row(row).data(), r.sampler());
+    const SampledToken& t = sampled_[i];
     ++generation_tokens_total_;
     const bool end = r.OnToken(t, now);
     step_outputs_.push_back(StepOutput{r.id, t.token, end});

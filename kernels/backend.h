@@ -75,7 +75,9 @@ class Backend {
   virtual absl::Status Memset(void* dst /* [bytes] */, uint8_t value, size_t bytes,
                               StreamRef stream) = 0;
   // Converts n host elements of `src_dtype` (F32/F16/BF16) into the storage
-  // dtype at dst. Synchronous: `src` may be reused when it returns.
+  // dtype at dst. Synchronous: `src` may be reused when it returns. This and
+  // DownloadToF32 go through the compute stream: call them from the thread
+  // that owns it (the forward thread), never during a graph capture.
   virtual absl::Status UploadConverted(const void* src /* host [n] src_dtype */, DType src_dtype,
                                        int64_t n, void* dst /* [n] */) = 0;
   // Converts n storage-dtype elements at src into host fp32. Synchronous.
@@ -219,6 +221,29 @@ class Backend {
   // n < 0, a non-finite lo or hi, or lo > hi; n == 0 does nothing.
   virtual absl::Status FillRandom(void* dst /* [n] storage dtype */, int64_t n, uint64_t seed,
                                   float lo, float hi, StreamRef stream) = 0;
+
+  // The device half of sampling a row without copying its logits (the
+  // common case: temperature, top-k, top-p, min-p; see
+  // Sampler::SampleFromCandidates). Per row r, with x = logits[r, :vocab]:
+  //  - ids[r, :] / values[r, :]: the k best (id, x[id]) by the host sampler's
+  //    ranking (logits_ops::Before: larger value first, ties to the lower id,
+  //    NaN only after every number), best first;
+  //  - total[r] = sum over the whole row of exp((x[i] - m) / T), the sum the
+  //    sampler's full-vocabulary draw uses: m = logits_ops::MaxOf(x),
+  //    T = temperature[r], weights as logits_ops::ExpWeights (fp32 exponent
+  //    and exp, 0 below exp(-87)), summed in double. NaN when the row holds a
+  //    NaN or +inf, or is all -inf.
+  // The CPU twin calls the logits_ops functions themselves (bit-identical to
+  // the sampler); CUDA computes the same weights bit for bit and sums them in
+  // another order (relative difference below 2 n 2^-53).
+  // InvalidArgument naming SampleCandidates for rows < 0, vocab <= 0 or past
+  // int32, k outside [1, min(kMaxSampleCandidates, vocab)], and (CPU) a
+  // temperature[r] that is not finite and > 0.
+  virtual absl::Status SampleCandidates(const float* logits /* [rows, vocab] */, int64_t rows,
+                                        int64_t vocab, const float* temperature /* [rows] */,
+                                        int32_t k, int32_t* ids /* [rows, k] */,
+                                        float* values /* [rows, k] */,
+                                        double* total /* [rows] */, StreamRef stream) = 0;
 
  protected:
   Backend() = default;

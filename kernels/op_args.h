@@ -8,6 +8,8 @@
 #include <array>
 #include <cstdint>
 
+#include "kernels/logits_ops.h"
+
 namespace loraserve {
 
 // Largest LoRA rank any backend supports (the CUDA kernels are specialised up
@@ -17,6 +19,9 @@ inline constexpr int32_t kMaxLoraRank = 256;
 inline constexpr int32_t kMaxLoraSlices = 3;
 // Largest head_dim the attention/RoPE ops support.
 inline constexpr int32_t kMaxHeadDim = 512;
+// Most candidates per row Backend::SampleCandidates returns: as many as the
+// host sampler's top-p pass tries before it searches the whole vocabulary.
+inline constexpr int32_t kMaxSampleCandidates = logits_ops::kTopCandidates;
 
 // A mixed batch for paged attention: prefill chunks and decodes of several
 // sequences. Sequence i owns query rows [query_start[i], query_start[i+1]) of

@@ -1,5 +1,6 @@
 #include "kernels/op_checks.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "common/status.h"
@@ -153,6 +154,32 @@ absl::StatusOr<bool> CheckArgMaxRowsArgs(const float* logits, int64_t rows, int6
   if (rows == 0) return false;
   RETURN_IF_ERROR(Pointer(kOp, "logits", logits));
   RETURN_IF_ERROR(Pointer(kOp, "out", out));
+  return true;
+}
+
+absl::StatusOr<bool> CheckSampleCandidatesArgs(const float* logits, int64_t rows, int64_t vocab,
+                                               const float* temperature, int32_t k,
+                                               const int32_t* ids, const float* values,
+                                               const double* total) {
+  constexpr const char* kOp = "SampleCandidates";
+  RETURN_IF_ERROR(NonNegative(kOp, "rows", rows));
+  RETURN_IF_ERROR(Positive(kOp, "vocab", vocab));
+  if (vocab > std::numeric_limits<int32_t>::max()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kOp, ": vocab=", vocab, " does not fit an int32 index"));
+  }
+  const int64_t max_k = std::min<int64_t>(kMaxSampleCandidates, vocab);
+  if (k < 1 || k > max_k) {
+    return absl::InvalidArgumentError(absl::StrCat(kOp, ": k=", k, " must be in [1, ", max_k,
+                                                   "] (kMaxSampleCandidates=",
+                                                   kMaxSampleCandidates, ", vocab=", vocab, ")"));
+  }
+  if (rows == 0) return false;
+  RETURN_IF_ERROR(Pointer(kOp, "logits", logits));
+  RETURN_IF_ERROR(Pointer(kOp, "temperature", temperature));
+  RETURN_IF_ERROR(Pointer(kOp, "ids", ids));
+  RETURN_IF_ERROR(Pointer(kOp, "values", values));
+  RETURN_IF_ERROR(Pointer(kOp, "total", total));
   return true;
 }
 

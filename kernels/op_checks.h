@@ -84,6 +84,15 @@ inline absl::Status AtLeast(const char* op, const char* what, int64_t v, const c
 [[nodiscard]] absl::StatusOr<bool> CheckArgMaxRowsArgs(const float* logits, int64_t rows,
                                                        int64_t vocab, const int32_t* out);
 
+// vocab must fit int32; 1 <= k <= min(kMaxSampleCandidates, vocab). The
+// temperatures are data (the CPU backend checks them).
+[[nodiscard]] absl::StatusOr<bool> CheckSampleCandidatesArgs(const float* logits, int64_t rows,
+                                                             int64_t vocab,
+                                                             const float* temperature, int32_t k,
+                                                             const int32_t* ids,
+                                                             const float* values,
+                                                             const double* total);
+
 // `elt_size`: bytes per K/V element in the backend's cache.
 [[nodiscard]] absl::StatusOr<bool> CheckWriteKvArgs(const void* k, int64_t k_row_stride,
                                                     const void* v, int64_t v_row_stride,

@@ -1,5 +1,6 @@
 #include "engine/model/llama_model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -128,6 +129,11 @@ absl::Status LlamaModel::GrowActivations(int64_t t, int64_t r, int64_t max_rank)
   RETURN_IF_ERROR(GrowBuffer(b, w.sel, std::max<int64_t>(1, r) * hidden * elt));
   RETURN_IF_ERROR(GrowBuffer(b, w.logits, std::max<int64_t>(1, r) * c.vocab_size * 4));
   RETURN_IF_ERROR(GrowBuffer(b, w.d_argmax, std::max<int64_t>(1, r) * 4));
+  const int64_t k = std::min<int64_t>(kMaxSampleCandidates, c.vocab_size);
+  RETURN_IF_ERROR(GrowBuffer(b, w.d_temperature, std::max<int64_t>(1, r) * 4));
+  RETURN_IF_ERROR(GrowBuffer(b, w.d_cand_ids, std::max<int64_t>(1, r) * k * 4));
+  RETURN_IF_ERROR(GrowBuffer(b, w.d_cand_values, std::max<int64_t>(1, r) * k * 4));
+  RETURN_IF_ERROR(GrowBuffer(b, w.d_cand_totals, std::max<int64_t>(1, r) * 8));
   // Step metadata sized by tokens and rows (UploadPlan grows the rest), so a
   // reservation keeps these addresses, which decode graphs hold, in place.
   RETURN_IF_ERROR(GrowBuffer(b, w.d_tokens, std::max<int64_t>(2, t) * 4));
@@ -150,6 +156,7 @@ absl::Status LlamaModel::ReserveActivations(int64_t max_tokens, int64_t max_logi
 absl::Status LlamaModel::Forward(const ForwardBatch& batch, const KvCacheView& kv,
                                  ForwardOutput* out) {
   if (out == nullptr) return absl::InvalidArgumentError("Forward: out is null");
+  ws_->logits_rows = 0;  // the last step's logits are gone from here on
   RETURN_IF_ERROR(Plan(batch, kv, out));
   Workspace& w = *ws_;
   Backend& b = *backend_;
@@ -181,12 +188,15 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, const KvCacheView& k
 
   out->vocab = c.vocab_size;
   out->argmax.assign(static_cast<size_t>(real_rows), 0);
-  // The logits come to the host unless only argmaxes are wanted.
+  // The logits come to the host unless only argmaxes and candidates are wanted.
   bool host_logits = false;
   bool device_argmax = false;
+  bool device_candidates = false;
   for (const SequenceStep& s : batch.sequences) {
-    host_logits |= s.all_logits || (s.compute_logits && !s.greedy_on_device);
-    device_argmax |= s.compute_logits && !s.all_logits && s.greedy_on_device;
+    const bool one_row = s.compute_logits && !s.all_logits;
+    host_logits |= s.all_logits || (one_row && !s.greedy_on_device && !s.candidates_on_device);
+    device_argmax |= one_row && s.greedy_on_device;
+    device_candidates |= one_row && s.candidates_on_device;
   }
   out->logits.resize(host_logits ? static_cast<size_t>(real_rows * c.vocab_size) : 0);
   if (graph) {
@@ -194,6 +204,15 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, const KvCacheView& k
   } else {
     ++w.graph_stats.eager_steps;
     RETURN_IF_ERROR(Compute(t, r, attn, kv, device_argmax));  // only greedy_on_device rows read it
+  }
+  // Outside the graph: which rows want candidates changes from step to step.
+  if (device_candidates) {
+    RETURN_IF_ERROR(ComputeCandidates(batch, real_rows, out));
+  } else {
+    out->num_candidates = 0;
+    out->candidate_ids.clear();
+    out->candidate_values.clear();
+    out->candidate_totals.clear();
   }
   if (real_rows > 0 && device_argmax) {
     RETURN_IF_ERROR(b.CopyToHost(out->argmax.data(), w.d_argmax.data(),
@@ -203,7 +222,9 @@ absl::Status LlamaModel::Forward(const ForwardBatch& batch, const KvCacheView& k
     RETURN_IF_ERROR(b.CopyToHost(out->logits.data(), w.logits.data(),
                                  out->logits.size() * sizeof(float), {}));
   }
-  return b.Synchronize({});
+  RETURN_IF_ERROR(b.Synchronize({}));
+  w.logits_rows = real_rows;
+  return absl::OkStatus();
 }
 
 absl::Status LlamaModel::Compute(int64_t t, int64_t r, const AttentionBatch& attn,

@@ -9,7 +9,11 @@
 // write K/V into the paged cache -> paged attention -> o GEMM (+ LoRA) ->
 // residual -> RMSNorm -> fused gate_up GEMM (+ LoRA slices) -> SiLU-and-mul ->
 // down GEMM (+ LoRA) -> residual; then the final norm and fp32 logits for the
-// requested rows only. Sequences are grouped by adapter internally (stable:
+// requested rows only, and for rows that ask, instead of copying their logits
+// to the host, their argmax (greedy) or their sampling candidates
+// (Backend::SampleCandidates, run after any decode graph, outside it;
+// llama_model_sampling.cc), with CopyLogitsRow to fetch one row when the
+// candidates cannot decide. Sequences are grouped by adapter internally (stable:
 // base first, then adapters in order of first appearance), so each adapter is
 // one segment; results come back in the caller's order.
 //
@@ -49,6 +53,12 @@ struct SequenceStep {
   // With compute_logits: only the argmax of the row is needed (greedy), so
   // its logits may stay on the device (ForwardOutput::argmax has it).
   bool greedy_on_device = false;
+  // With compute_logits (not all_logits): the row is sampled from its
+  // candidates (Backend::SampleCandidates at `temperature`, finite and > 0;
+  // ForwardOutput::candidate_*), so its logits stay on the device too;
+  // LlamaModel::CopyLogitsRow fetches them when the candidates cannot decide.
+  bool candidates_on_device = false;
+  float temperature = 1.0f;
 };
 
 struct ForwardBatch {
@@ -63,18 +73,35 @@ struct ForwardOutput {
   int64_t vocab = 0;
   // [num_rows, vocab] fp32, sequences in the caller's order: 1 row for
   // compute_logits, tokens.size() rows for all_logits, none otherwise.
+  // Empty instead when every sequence with a row set greedy_on_device or
+  // candidates_on_device.
   std::vector<float> logits;
-  // Empty instead when every sequence with a row set greedy_on_device.
   // Per sequence: its first row in `logits`, -1 when it has none.
   std::vector<int64_t> first_row;
   // [num_rows]: each row's argmax (Backend::ArgMaxRows: ties to the lowest
   // id), computed only when some sequence set greedy_on_device (else 0s).
   std::vector<int32_t> argmax;
+  // Computed only when some sequence set candidates_on_device (else empty,
+  // num_candidates 0), for every row (those of other sequences at
+  // temperature 1): Backend::SampleCandidates with k = num_candidates =
+  // min(kMaxSampleCandidates, vocab).
+  int32_t num_candidates = 0;
+  std::vector<int32_t> candidate_ids;    // [num_rows, num_candidates], best first
+  std::vector<float> candidate_values;   // [num_rows, num_candidates] their logits
+  std::vector<double> candidate_totals;  // [num_rows] full-row exp weight sums
 
   int64_t num_rows() const { return static_cast<int64_t>(argmax.size()); }
   std::span<const float> row(int64_t r) const {
     return std::span<const float>(logits).subspan(static_cast<size_t>(r * vocab),
                                                   static_cast<size_t>(vocab));
+  }
+  std::span<const int32_t> candidate_ids_of(int64_t r) const {
+    return std::span<const int32_t>(candidate_ids)
+        .subspan(static_cast<size_t>(r * num_candidates), static_cast<size_t>(num_candidates));
+  }
+  std::span<const float> candidate_values_of(int64_t r) const {
+    return std::span<const float>(candidate_values)
+        .subspan(static_cast<size_t>(r * num_candidates), static_cast<size_t>(num_candidates));
   }
 };
 
@@ -118,11 +145,20 @@ class LlamaModel {
   // max_graph_batch sequences runs as one launch of a graph captured for its
   // key (engine/model/llama_model_graph.h), padded to the key's batch; other
   // steps, and every step with graphs off, run op by op. Same results either
-  // way, up to the backend's GEMM blocking for the padded row count.
+  // way up to summation order: GEMM blocking for the padded row count, and on
+  // CUDA the attention split-K plan (made for the context bucket, not the
+  // actual length) and the LoRA kernel (BGMV over the padded segments).
   // InvalidArgument naming the sequence on a bad step (token id outside the
   // vocab, empty step, block table too short, context past max_context()).
   [[nodiscard]] absl::Status Forward(const ForwardBatch& batch, const KvCacheView& kv,
                                      ForwardOutput* out);
+
+  // Copies row `row` of the last successful Forward's logits (its
+  // ForwardOutput row numbering) to dst, synchronously: the fallback for a
+  // candidates_on_device or greedy_on_device row whose logits were not
+  // copied. Valid until the next Forward; InvalidArgument naming the row
+  // when it is outside that step's rows (or after a failed Forward).
+  [[nodiscard]] absl::Status CopyLogitsRow(int64_t row, float* dst /* host [vocab] */);
 
   // Grows the activation workspace now to what a step of up to `max_tokens`
   // tokens, `max_logit_rows` rows needing logits and LoRA ranks up to
@@ -161,6 +197,10 @@ class LlamaModel {
   // final norm and logits of `rows` rows, and their argmax when `argmax`.
   absl::Status Compute(int64_t tokens, int64_t rows, const AttentionBatch& attn,
                        const KvCacheView& kv, bool argmax);
+  // After Compute / RunGraph (never recorded in a graph): uploads the rows'
+  // temperatures and enqueues SampleCandidates over the first `rows` rows,
+  // then the copies of its results into `out`.
+  absl::Status ComputeCandidates(const ForwardBatch& batch, int64_t rows, ForwardOutput* out);
   absl::Status Layer(int l, int64_t tokens, const AttentionBatch& attn, const KvCacheView& kv);
   absl::Status Lora(int l, LoraGroup group, const void* x, int64_t in, int64_t tokens, void* y,
                     int64_t y_cols);

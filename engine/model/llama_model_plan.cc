@@ -1,6 +1,7 @@
 // LlamaModel: validating, grouping and laying out one step's batch (the host
 // side of Forward), and uploading its metadata.
 #include <algorithm>
+#include <cmath>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -44,6 +45,11 @@ absl::Status CheckSequence(const SequenceStep& s, size_t i, const ModelConfig& c
       return bad("token ", s.tokens[t], " at ", t, " is outside the vocabulary [0, ",
                  c.vocab_size, ")");
     }
+  }
+  if (s.candidates_on_device && s.compute_logits && !s.all_logits &&
+      !(std::isfinite(s.temperature) && s.temperature > 0.0f)) {
+    return bad("temperature=", s.temperature,
+               " for candidates on the device must be finite and > 0");
   }
   if (s.adapter != nullptr && s.adapter->num_layers() != c.num_hidden_layers) {
     return bad("adapter ", s.adapter->path(), " has ", s.adapter->num_layers(),

@@ -41,10 +41,19 @@ struct LlamaModel::Workspace {
   DeviceBuffer d_block_tables;  // [S, max_blocks] int32
   DeviceBuffer d_logit_rows;    // [R] int32
   DeviceBuffer d_argmax;        // [R] int32
+  // SampleCandidates (outside any graph), K = min(kMaxSampleCandidates, vocab).
+  DeviceBuffer d_temperature;   // [R] fp32
+  DeviceBuffer d_cand_ids;      // [R, K] int32
+  DeviceBuffer d_cand_values;   // [R, K] fp32
+  DeviceBuffer d_cand_totals;   // [R] double
 
   // Host staging of the same, in grouped (internal) order.
   std::vector<int32_t> tokens, positions, query_start, seq_lens, block_tables, logit_rows;
   std::vector<int64_t> slots;
+  std::vector<float> temperatures;  // [rows] SampleCandidates staging
+  // Rows of `logits` the last Forward left for CopyLogitsRow (0 after a
+  // failed one).
+  int64_t logits_rows = 0;
   int32_t max_blocks = 0;
   int32_t max_seq_len = 0;
 

@@ -33,20 +33,29 @@
 // max pass; top-k one heap-select pass over the logits, then k exps; without
 // top-k, one vectorised exp pass (logits_ops.h), and top-p first tries the 64
 // most likely tokens, else finds the nucleus with a mass histogram (O(V)).
-// Logprobs add one exp pass. Thread-safety: a Sampler and a SamplerState are
+// Logprobs add one exp pass.
+//
+// On the device: plain greedy rows need only their argmax (TakeArgMax), and
+// the common sampled rows only their 64 best logits and the full-row weight
+// sum (Backend::SampleCandidates; SampleFromCandidates), which decide the
+// token exactly as Sample would whenever the kept tokens all lie among those
+// 64; otherwise the caller fetches the row and calls Sample.
+//
+// Thread-safety: a Sampler and a SamplerState are
 // each used by one thread at a time (the engine thread); distinct Samplers
 // are independent, so rows may be split across threads, one Sampler each.
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
-#include "engine/sampler/logits_ops.h"
 #include "engine/sampler/sampling_params.h"
+#include "kernels/logits_ops.h"
 
 namespace loraserve {
 
@@ -126,13 +135,43 @@ class Sampler {
   // computed elsewhere. Only for IsPlainGreedy params.
   SampledToken TakeArgMax(int32_t token, SamplerState* state);
 
+  // Whether SampleFromCandidates may be tried for these params: sampled (not
+  // greedy: TakeArgMax serves those), no penalties, no logprobs, top_k at
+  // most the candidates (kMaxSampleCandidates) or off, and something that
+  // cuts the tail (top_k, top_p < 1 or min_p > 0): plain temperature sampling
+  // draws over the whole vocabulary, which the candidates almost never cover,
+  // so such rows are better copied with the batch than fetched one by one.
+  static bool CanUseCandidates(const SamplingParams& params);
+  // Sample, decided from the row's candidates (Backend::SampleCandidates):
+  // `ids` / `values` the k best ids and raw logits, best first (k <= vocab);
+  // `total` the row's exp weight sum at the state's temperature. Returns
+  // exactly Sample's token and bookkeeping when every token Sample could
+  // keep is among the candidates: top_k <= k; or the top-p nucleus ends
+  // inside them (and within the 64 Sample tries first) strictly above
+  // every other token's weight; or, with top_p == 1, min_p (or an all-zero
+  // tail) leaves nothing outside them. Otherwise (including a non-finite
+  // total) nullopt, with the state untouched and no draw used: fetch the
+  // row and call Sample. Needs sampled params without penalties or logprobs
+  // (CHECKed), any top_k.
+  std::optional<SampledToken> SampleFromCandidates(std::span<const int32_t> ids,
+                                                   std::span<const float> values, double total,
+                                                   SamplerState* state);
+
   // One token per row. logits: [states.size(), vocab_size], row-major.
   void SampleBatch(const float* logits, std::span<SamplerState* const> states,
                    std::vector<SampledToken>* out);
 
  private:
+  // The decision of SampleFromCandidates (-1: the candidates do not decide).
+  int32_t DrawFromCandidates(std::span<const int32_t> ids, std::span<const float> values,
+                             double total, const SamplingParams& params, double u);
+  // Sample's bookkeeping for a token drawn with the state's next draw.
+  static void Record(int32_t token, SamplerState* state);
   void ApplyPenalties(const SamplerState& state, float* x /* [vocab] */) const;
   int32_t Draw(const float* x /* [vocab] */, const SamplingParams& params, double u);
+  // Draw with 0 < top_k < vocab, cand_ holding the top_k best logits (best
+  // first): their weights, then top-p and min-p among them.
+  int32_t DrawTopK(const SamplingParams& params, double u);
   // Fills out->top; returns log Z = logsumexp(logits).
   double FillLogprobs(const float* logits /* [vocab] */, int32_t top_n, SampledToken* out);
   // Cuts cand_ (weights, most likely first) to the smallest prefix with
@@ -146,6 +185,7 @@ class Sampler {
   std::vector<float> penalized_;          // [vocab] logits after penalties
   std::vector<float> weights_;            // [vocab] exp((x - x_max) / T), by token id
   std::vector<logits_ops::Scored> cand_;  // candidates: weight (or logit), id
+  std::vector<float> cand_weights_;       // [k] SampleFromCandidates: weights of its values
 };
 
 }  // namespace loraserve

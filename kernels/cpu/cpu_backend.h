@@ -7,7 +7,8 @@
 // thread pool serialises its loops).
 // The op implementations are split by family: cpu_memory.cc, cpu_gemm.cc,
 // cpu_elementwise.cc, cpu_norm_rope.cc, cpu_attention.cc, cpu_lora.cc,
-// cpu_random.cc (FillRandom), cpu_graph.cc (graph capture).
+// cpu_random.cc (FillRandom), cpu_sample_candidates.cc (SampleCandidates),
+// cpu_graph.cc (graph capture).
 #pragma once
 
 #include <atomic>
@@ -97,6 +98,10 @@ class CpuBackend final : public Backend {
   // cpu_random.cc: the fp32 values of kernels/counter_random.h, unrounded.
   absl::Status FillRandom(void* dst, int64_t n, uint64_t seed, float lo, float hi,
                           StreamRef stream) override;
+  // cpu_sample_candidates.cc: logits_ops::TopK and ExpSum per row.
+  absl::Status SampleCandidates(const float* logits, int64_t rows, int64_t vocab,
+                                const float* temperature, int32_t k, int32_t* ids, float* values,
+                                double* total, StreamRef stream) override;
 
  private:
   explicit CpuBackend(int num_threads);

@@ -31,7 +31,7 @@
 // The methods are split by family: cuda_backend.cc (creation, attention and
 // LoRA dispatch), cuda_memory.cc (memory, streams, events),
 // cuda_backend_ops.cc (the dense ops and GEMMs), cuda_backend_random.cc
-// (FillRandom).
+// (FillRandom), cuda_backend_sample_candidates.cc (SampleCandidates).
 #pragma once
 
 #include <cuda_runtime_api.h>
@@ -139,6 +139,11 @@ class CudaBackend final : public Backend {
   // cuda_backend_random.cc: the CPU twin's fp32 values, rounded to bf16.
   absl::Status FillRandom(void* dst, int64_t n, uint64_t seed, float lo, float hi,
                           StreamRef stream) override;
+  // cuda_backend_sample_candidates.cc: one block per row
+  // (cuda_sample_candidates.h).
+  absl::Status SampleCandidates(const float* logits, int64_t rows, int64_t vocab,
+                                const float* temperature, int32_t k, int32_t* ids, float* values,
+                                double* total, StreamRef stream) override;
 
  private:
   CudaBackend(int device, std::string name);

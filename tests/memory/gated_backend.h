@@ -1,7 +1,8 @@
 // Test helper: a Backend that forwards everything to a CpuBackend but can
 // hold host->device copies (CopyToDevice) at a gate, to prove the prefetcher
-// never publishes an adapter whose copy has not completed, and can make
-// Logits fail, to drive the engine's failed-step path.
+// never publishes an adapter whose copy has not completed, can make Logits
+// fail, to drive the engine's failed-step path, and counts SampleCandidates
+// calls and one-row logits fetches (the engine's device sampling).
 #pragma once
 
 #include <memory>
@@ -61,7 +62,24 @@ class GatedBackend final : public Backend {
     return inner_->CopyToDevice(dst, src, bytes, s);
   }
   absl::Status CopyToHost(void* dst, const void* src, size_t bytes, StreamRef s) override {
+    {
+      absl::MutexLock l(&mu_);
+      last_copy_bytes_ = bytes;
+    }
     return inner_->CopyToHost(dst, src, bytes, s);
+  }
+  // From now on, counts the CopyToHost calls of exactly `bytes` that are the
+  // last before a Synchronize: the shape of LlamaModel::CopyLogitsRow with
+  // one logits row (a Forward's copies end with its argmaxes, candidate
+  // totals or all its rows' logits).
+  void CountFetchesOf(size_t bytes) {
+    absl::MutexLock l(&mu_);
+    fetch_bytes_ = bytes;
+    fetches_ = 0;
+  }
+  int fetches() {
+    absl::MutexLock l(&mu_);
+    return fetches_;
   }
   absl::Status CopyDeviceToDevice(void* dst, const void* src, size_t bytes,
                                   StreamRef s) override {
@@ -86,7 +104,14 @@ class GatedBackend final : public Backend {
   }
   absl::StatusOr<bool> EventDone(const Event& e) override { return inner_->EventDone(e); }
   absl::Status SynchronizeEvent(const Event& e) override { return inner_->SynchronizeEvent(e); }
-  absl::Status Synchronize(StreamRef s) override { return inner_->Synchronize(s); }
+  absl::Status Synchronize(StreamRef s) override {
+    {
+      absl::MutexLock l(&mu_);
+      if (fetch_bytes_ != 0 && last_copy_bytes_ == fetch_bytes_) ++fetches_;
+      last_copy_bytes_ = 0;
+    }
+    return inner_->Synchronize(s);
+  }
   absl::Status GatherRows(const void* src, int64_t src_rows, int64_t width,
                           const int32_t* indices, int64_t num_indices, void* dst,
                           StreamRef s) override {
@@ -145,6 +170,19 @@ class GatedBackend final : public Backend {
                           StreamRef s) override {
     return inner_->FillRandom(dst, n, seed, lo, hi, s);
   }
+  absl::Status SampleCandidates(const float* logits, int64_t rows, int64_t vocab,
+                                const float* temperature, int32_t k, int32_t* ids, float* values,
+                                double* total, StreamRef s) override {
+    {
+      absl::MutexLock l(&mu_);
+      ++sample_candidates_calls_;
+    }
+    return inner_->SampleCandidates(logits, rows, vocab, temperature, k, ids, values, total, s);
+  }
+  int sample_candidates_calls() {
+    absl::MutexLock l(&mu_);
+    return sample_candidates_calls_;
+  }
   // Every Logits call returns `error` until set back to OK (a failing step).
   void FailLogits(absl::Status error) {
     absl::MutexLock l(&mu_);
@@ -162,6 +200,10 @@ class GatedBackend final : public Backend {
   bool open_ = true;
   int started_ = 0;
   int host_allocations_ ABSL_GUARDED_BY(mu_) = 0;
+  int sample_candidates_calls_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t last_copy_bytes_ ABSL_GUARDED_BY(mu_) = 0;
+  size_t fetch_bytes_ ABSL_GUARDED_BY(mu_) = 0;  // 0: not counting
+  int fetches_ ABSL_GUARDED_BY(mu_) = 0;
   absl::Status logits_error_ ABSL_GUARDED_BY(mu_);
 };
 

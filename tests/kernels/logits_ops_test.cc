@@ -1,6 +1,6 @@
 // logits_ops against naive references (std::exp in double, full sorts), on
 // odd sizes so the vector loops' tails are exercised.
-#include "engine/sampler/logits_ops.h"
+#include "kernels/logits_ops.h"
 
 #include <algorithm>
 #include <cmath>
@@ -82,6 +82,40 @@ TEST(LogitsOpsTest, TopKMatchesSortWithTies) {
   }
   TopK(x.data(), 1003, 0, &top);
   EXPECT_TRUE(top.empty());
+}
+
+TEST(LogitsOpsTest, TopKRanksNaNAfterEveryNumberAndZerosAsEqual) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  // NaN first (it used to poison the heap), a -inf, signed zeros tied by id.
+  const std::vector<float> x = {nan, -0.0f, 2.0f, nan, -inf, 0.0f, nan, -1.0f};
+  std::vector<Scored> top;
+  TopK(x.data(), 8, 8, &top);
+  std::vector<int32_t> ids;
+  for (const Scored& s : top) ids.push_back(s.id);
+  EXPECT_EQ(ids, (std::vector<int32_t>{2, 1, 5, 7, 4, 0, 3, 6}));
+  for (int k = 1; k <= 8; ++k) {
+    TopK(x.data(), 8, k, &top);
+    ASSERT_EQ(top.size(), static_cast<size_t>(k));
+    for (int i = 0; i < k; ++i) EXPECT_EQ(top[i].id, ids[i]) << "k " << k << " rank " << i;
+  }
+  EXPECT_TRUE(Before({1.0f, 9}, {nan, 0}));
+  EXPECT_FALSE(Before({nan, 0}, {-inf, 9}));
+  EXPECT_TRUE(Before({nan, 0}, {nan, 1}));
+  EXPECT_TRUE(Before({-0.0f, 1}, {0.0f, 2}));
+  EXPECT_FALSE(Before({0.0f, 2}, {-0.0f, 1}));
+}
+
+TEST(LogitsOpsTest, ExpSumIsExpWeightsSumBitForBit) {
+  for (int n : {1, 3, 4, 9, 1001, 32003}) {
+    const std::vector<float> x = RandomRow(n, 300 + n, 6.0f);
+    const float m = MaxOf(x.data(), n);
+    std::vector<float> w(n);
+    for (float scale : {1.0f, 1.0f / 0.3f, 0.5f}) {
+      EXPECT_EQ(ExpSum(x.data(), n, m, scale), ExpWeights(x.data(), n, m, scale, w.data()))
+          << "n " << n;
+    }
+  }
 }
 
 TEST(LogitsOpsTest, FindNucleusMatchesSortedPrefix) {

@@ -1,15 +1,24 @@
 // Host-side operations over one row of logits (a vocabulary of 32k-256k
 // floats), the hot loops of the Sampler: max, argmax, exp weights with their
 // sum, and top-k selection. Written with GCC/Clang vector extensions so they
-// run 4 floats at a time on any x86-64 or ARM build, whatever -march says.
+// run 4 floats at a time on any x86-64 or ARM build, whatever -march says
+// (compiled with -ffp-contract=off, so no build fuses their multiply-adds and
+// the CUDA candidate kernel can reproduce ExpWeights' weights bit for bit).
 //
-// Pure functions; any thread. Callers: engine/sampler/sampler.cc.
+// Pure functions; any thread. Callers: engine/sampler/sampler.cc and the CPU
+// twin of Backend::SampleCandidates (kernels/cpu/cpu_sample_candidates.cc),
+// which must rank and sum exactly as the sampler does.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 namespace loraserve::logits_ops {
+
+// How many of the most likely tokens the sampler's top-p pass looks at before
+// it searches the whole vocabulary, and so the most candidates per row
+// Backend::SampleCandidates returns (kMaxSampleCandidates).
+inline constexpr int32_t kTopCandidates = 64;
 
 // Largest value of x[0, n), n >= 1 (NaN entries are skipped unless x[0] is NaN).
 float MaxOf(const float* x /* [n] */, int32_t n);
@@ -24,14 +33,21 @@ int32_t ArgMax(const float* x /* [n] */, int32_t n);
 double ExpWeights(const float* x /* [n] */, int32_t n, float x_max, float scale,
                   float* w /* [n] */);
 
+// ExpWeights' return value, bit for bit, without storing the weights.
+double ExpSum(const float* x /* [n] */, int32_t n, float x_max, float scale);
+
 struct Scored {
   float value;
   int32_t id;
 };
 
-// The k best entries of x[0, n) (larger value first, ties to the lower id),
-// sorted best first, in `out` (resized to min(k, n)). One pass with a k-entry
-// heap: O(n) compares for small k.
+// The ranking every selection here uses: larger value first, ties to the
+// lower id, NaN after every number (NaNs among themselves by id), -0 == +0.
+bool Before(const Scored& a, const Scored& b);
+
+// The k best entries of x[0, n) by Before, sorted best first, in `out`
+// (resized to min(k, n)); a NaN is kept only when fewer than k numbers exist.
+// One pass with a k-entry heap: O(n) compares for small k.
 void TopK(const float* x /* [n] */, int32_t n, int32_t k, std::vector<Scored>* out);
 
 // The nucleus of weights w[0, n) (all >= 0): the smallest set of largest

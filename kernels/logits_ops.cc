@@ -1,4 +1,4 @@
-#include "engine/sampler/logits_ops.h"
+#include "kernels/logits_ops.h"
 
 #include <algorithm>
 #include <cstring>
@@ -48,12 +48,33 @@ float ExpScalar(float x) {
   return out[0];
 }
 
-// Heap order: "worse" entries compare greater, so the heap top is the worst.
-bool Better(const Scored& a, const Scored& b) {
-  return a.value > b.value || (a.value == b.value && a.id < b.id);
+// ExpWeights (kStore) and ExpSum: one loop, so both return the same sum.
+template <bool kStore>
+double ExpSumImpl(const float* x, int32_t n, float x_max, float scale, float* w) {
+  int32_t i = 0;
+  double sum = 0.0;
+  double acc[4] = {0.0, 0.0, 0.0, 0.0};
+  for (; i + 4 <= n; i += 4) {
+    const F4 v = Exp4((Load(x + i) - x_max) * scale);
+    if constexpr (kStore) Store(w + i, v);
+    for (int j = 0; j < 4; ++j) acc[j] += v[j];
+  }
+  for (; i < n; ++i) {
+    const float v = ExpScalar((x[i] - x_max) * scale);
+    if constexpr (kStore) w[i] = v;
+    sum += v;
+  }
+  return sum + (acc[0] + acc[1]) + (acc[2] + acc[3]);
 }
 
 }  // namespace
+
+bool Before(const Scored& a, const Scored& b) {
+  const bool a_nan = a.value != a.value;
+  const bool b_nan = b.value != b.value;
+  if (a_nan || b_nan) return a_nan == b_nan ? a.id < b.id : b_nan;
+  return a.value > b.value || (a.value == b.value && a.id < b.id);
+}
 
 float MaxOf(const float* x, int32_t n) {
   int32_t i = 0;
@@ -81,19 +102,11 @@ int32_t ArgMax(const float* x, int32_t n) {
 }
 
 double ExpWeights(const float* x, int32_t n, float x_max, float scale, float* w) {
-  int32_t i = 0;
-  double sum = 0.0;
-  double acc[4] = {0.0, 0.0, 0.0, 0.0};
-  for (; i + 4 <= n; i += 4) {
-    const F4 v = Exp4((Load(x + i) - x_max) * scale);
-    Store(w + i, v);
-    for (int j = 0; j < 4; ++j) acc[j] += v[j];
-  }
-  for (; i < n; ++i) {
-    w[i] = ExpScalar((x[i] - x_max) * scale);
-    sum += w[i];
-  }
-  return sum + (acc[0] + acc[1]) + (acc[2] + acc[3]);
+  return ExpSumImpl<true>(x, n, x_max, scale, w);
+}
+
+double ExpSum(const float* x, int32_t n, float x_max, float scale) {
+  return ExpSumImpl<false>(x, n, x_max, scale, nullptr);
 }
 
 void TopK(const float* x, int32_t n, int32_t k, std::vector<Scored>* out) {
@@ -102,18 +115,22 @@ void TopK(const float* x, int32_t n, int32_t k, std::vector<Scored>* out) {
   if (k == 0) return;
   out->reserve(k);
   for (int32_t i = 0; i < k; ++i) out->push_back({x[i], i});
-  std::make_heap(out->begin(), out->end(), Better);  // top = worst kept
+  // Heap order: "worse" entries compare greater, so the heap top is the worst.
+  std::make_heap(out->begin(), out->end(), Before);
   float worst = out->front().value;
+  bool worst_nan = worst != worst;
   for (int32_t i = k; i < n; ++i) {
-    // Later ids lose ties, so only a strictly larger value gets in.
-    if (x[i] > worst) {
-      std::pop_heap(out->begin(), out->end(), Better);
+    // Later ids lose ties, so only a strictly larger value gets in, or any
+    // number in place of a NaN.
+    if (x[i] > worst || (worst_nan && x[i] == x[i])) {
+      std::pop_heap(out->begin(), out->end(), Before);
       out->back() = {x[i], i};
-      std::push_heap(out->begin(), out->end(), Better);
+      std::push_heap(out->begin(), out->end(), Before);
       worst = out->front().value;
+      worst_nan = worst != worst;
     }
   }
-  std::sort_heap(out->begin(), out->end(), Better);  // best first
+  std::sort_heap(out->begin(), out->end(), Before);  // best first
 }
 
 NucleusCut FindNucleus(const float* w, int32_t n, double target, std::vector<Scored>* scratch) {
@@ -142,7 +159,7 @@ NucleusCut FindNucleus(const float* w, int32_t n, double target, std::vector<Sco
   for (int32_t i = 0; i < n; ++i) {
     if (bucket(w[i]) == boundary) scratch->push_back({w[i], i});
   }
-  std::sort(scratch->begin(), scratch->end(), Better);
+  std::sort(scratch->begin(), scratch->end(), Before);
   for (const Scored& s : *scratch) {
     cum += s.value;
     if (cum >= target) return {s.value, s.id};
