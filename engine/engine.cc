@@ -54,6 +54,7 @@ absl::Status Engine::Init() {
   mo.model_dir = o.model_dir;
   mo.random_weights_seed = o.random_weights_seed;
   mo.graphs = o.cuda_graphs ? LlamaModel::GraphMode::kAuto : LlamaModel::GraphMode::kOff;
+  mo.max_graph_batch = o.cuda_graph_max_batch;
   if (o.random_weights_seed.has_value()) {
     LS_LOG(WARNING) << "engine: RANDOM weights (seed " << *o.random_weights_seed
                     << "), not the model's safetensors: outputs are meaningless";

@@ -61,6 +61,9 @@ struct EngineOptions {
   // Decode steps replayed from captured graphs on CUDA (LlamaModel::GraphMode
   // kAuto); false runs every step op by op (kOff).
   bool cuda_graphs = true;
+  // Decode steps of more sequences than this run op by op (LlamaModel::
+  // Options::max_graph_batch).
+  int32_t cuda_graph_max_batch = 256;
   // Rows sampled with temperature and top-k / top-p / min-p (no penalties,
   // no logprobs) copy only their candidates (Backend::SampleCandidates) and
   // are decided by Sampler::SampleFromCandidates, with the same tokens as

@@ -136,6 +136,7 @@ int main(int argc, char** argv) {
     eo.backend = *kind;
     eo.random_weights_seed = options->random_weights_seed;
     eo.cuda_graphs = options->cuda_graphs;
+    eo.cuda_graph_max_batch = options->cuda_graph_max_batch;
     if (eo.random_weights_seed.has_value()) {
       LS_LOG(WARNING) << "*** --random-weights-seed=" << *eo.random_weights_seed
                       << ": serving RANDOM weights, not " << eo.model_dir

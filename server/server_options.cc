@@ -22,6 +22,9 @@ ABSL_FLAG(std::optional<uint64_t>, random_weights_seed, std::nullopt,
 ABSL_FLAG(bool, cuda_graphs, true,
           "Replay decode steps from captured CUDA graphs (CUDA backend); false = run every "
           "step op by op");
+ABSL_FLAG(int, cuda_graph_max_batch, 256,
+          "Decode steps of up to this many sequences replay a CUDA graph (batch padded to 1, 2, "
+          "4, then multiples of 8); larger ones run op by op");
 ABSL_FLAG(std::string, host, "0.0.0.0", "Bind address of the Generation and HTTP ports");
 ABSL_FLAG(int, port, 50051, "gRPC Generation port (0 = any free port)");
 ABSL_FLAG(int, http_port, 8080, "HTTP port for /metrics and /health (0 = any free port)");
@@ -92,6 +95,7 @@ absl::Status ServerOptions::Validate() const {
                                              max_loras, ")"));
   }
   RETURN_IF_ERROR(CheckAtLeast("max-num-seqs", max_num_seqs, 1));
+  RETURN_IF_ERROR(CheckAtLeast("cuda-graph-max-batch", cuda_graph_max_batch, 1));
   RETURN_IF_ERROR(CheckAtLeast("max-num-batched-tokens", max_num_batched_tokens, 1));
   RETURN_IF_ERROR(CheckAtLeast("pool-bytes", pool_bytes, 0));
   if (!(gpu_memory_utilization > 0.0 && gpu_memory_utilization <= 1.0)) {
@@ -184,6 +188,7 @@ absl::StatusOr<ServerOptions> ServerOptionsFromFlags() {
   o.device = absl::GetFlag(FLAGS_device);
   o.random_weights_seed = absl::GetFlag(FLAGS_random_weights_seed);
   o.cuda_graphs = absl::GetFlag(FLAGS_cuda_graphs);
+  o.cuda_graph_max_batch = absl::GetFlag(FLAGS_cuda_graph_max_batch);
   o.host = absl::GetFlag(FLAGS_host);
   o.port = absl::GetFlag(FLAGS_port);
   o.http_port = absl::GetFlag(FLAGS_http_port);

@@ -33,6 +33,7 @@ struct ServerOptions {
   // files; outputs are meaningless. Unset (the default) = read safetensors.
   std::optional<uint64_t> random_weights_seed;
   bool cuda_graphs = true;  // --cuda-graphs: replay decode steps from CUDA graphs
+  int cuda_graph_max_batch = 256;  // --cuda-graph-max-batch: larger decode steps run op by op
 
   // Listeners. Port 0 picks a free port (the Server reports the bound one).
   std::string host = "0.0.0.0";        // --host: Generation + HTTP bind address

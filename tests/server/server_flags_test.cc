@@ -26,13 +26,16 @@ TEST(ServerFlags, RandomWeightsSeedAndCudaGraphs) {
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->random_weights_seed, std::nullopt);
   EXPECT_TRUE(o->cuda_graphs);
+  EXPECT_EQ(o->cuda_graph_max_batch, 256);
 
   SetFromText("random_weights_seed", "18446744073709551615");
   SetFromText("cuda_graphs", "false");
+  SetFromText("cuda_graph_max_batch", "64");
   o = ServerOptionsFromFlags();
   ASSERT_TRUE(o.ok()) << o.status();
   EXPECT_EQ(o->random_weights_seed, std::optional<uint64_t>(UINT64_MAX));
   EXPECT_FALSE(o->cuda_graphs);
+  EXPECT_EQ(o->cuda_graph_max_batch, 64);
 
   SetFromText("random_weights_seed", "");
   o = ServerOptionsFromFlags();

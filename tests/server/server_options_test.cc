@@ -29,6 +29,7 @@ TEST(ServerOptions, EachInvalidValueIsRejectedNamingItsFlag) {
       {"--max-lora-rank", [](ServerOptions* o) { o->max_lora_rank = 0; }},
       {"--max-cpu-loras", [](ServerOptions* o) { o->max_cpu_loras = 3; }},
       {"--max-num-seqs", [](ServerOptions* o) { o->max_num_seqs = 0; }},
+      {"--cuda-graph-max-batch", [](ServerOptions* o) { o->cuda_graph_max_batch = 0; }},
       {"--max-num-batched-tokens", [](ServerOptions* o) { o->max_num_batched_tokens = -5; }},
       {"--pool-bytes", [](ServerOptions* o) { o->pool_bytes = -1; }},
       {"--gpu-memory-utilization", [](ServerOptions* o) { o->gpu_memory_utilization = 0; }},
