@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "kernels/backend.h"
 #include "tests/kernels/cpu_test_util.h"
+#include "tests/kernels/sample_candidates_rows.h"
 
 namespace loraserve {
 namespace {
@@ -24,32 +25,6 @@ using ::testing::HasSubstr;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
-
-// Logits of `vocab` entries: `kind` 0 = normal (sigma 4), 1 = a coarse grid
-// (many exact ties, zeros of both signs), 2 = mostly -inf with a few values.
-// Every ~40th entry is NaN when `with_nan`.
-std::vector<float> MakeRow(int64_t vocab, int kind, bool with_nan, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, 4.0f);
-  std::vector<float> x(static_cast<size_t>(vocab));
-  for (int64_t i = 0; i < vocab; ++i) {
-    float v = 0.0f;
-    switch (kind) {
-      case 0:
-        v = normal(rng);
-        break;
-      case 1:
-        v = static_cast<float>(static_cast<int>(rng() % 9) - 4) * 0.5f;
-        if (v == 0.0f && rng() % 2 == 0) v = -0.0f;
-        break;
-      default:
-        v = rng() % 10 == 0 ? normal(rng) : -kInf;
-        break;
-    }
-    if (with_nan && rng() % 40 == 0) v = kNaN;
-    x[static_cast<size_t>(i)] = v;
-  }
-  return x;
-}
 
 // Ids of x ranked best first: larger value, ties to the lower id, NaN last.
 std::vector<int32_t> BruteForceOrder(const float* x, int64_t n) {
@@ -93,12 +68,13 @@ TEST(CpuSampleCandidates, MatchesBruteForceRankingAndSum) {
         if (k > vocab) break;
         // Every k on small vocabularies; a spread of them on the large one.
         if (vocab == 32003 && k % 7 != 1 && k != kMaxSampleCandidates) continue;
-        const int kind = static_cast<int>((k + rows) % 3);
+        const int kind = static_cast<int>((k + rows) % testing::kSampleRowKinds);
         const bool with_nan = k % 2 == 0;
         std::vector<float> logits;
         std::vector<float> temperature;
         for (int64_t r = 0; r < rows; ++r) {
-          const std::vector<float> row = MakeRow(vocab, kind, with_nan && r != 1, rng);
+          const std::vector<float> row =
+              testing::MakeLogitsRow(vocab, kind, with_nan && r != 1, rng);
           logits.insert(logits.end(), row.begin(), row.end());
           temperature.push_back(0.25f + 0.5f * static_cast<float>(r));
         }

@@ -16,49 +16,19 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/kernels/cuda/cuda_backend_test_util.h"
+#include "tests/kernels/sample_candidates_rows.h"
 
 namespace loraserve {
 namespace {
 
 using ::loraserve::testing::CudaVsCpuTest;
+using ::loraserve::testing::MakeLogitsRow;
 using ::loraserve::testing::UploadRaw;
 
 using CudaSampleCandidatesTest = CudaVsCpuTest;
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 constexpr float kInf = std::numeric_limits<float>::infinity();
-
-// Row `r` of a test matrix; `kind` picks: 0 normal (sigma 5), 1 a coarse grid
-// (exact ties, signed zeros), 2 ascending (every element enters the warp
-// lists), 3 descending, 4 mostly -inf. NaN sprinkled in when `nan`.
-std::vector<float> MakeRow(int64_t vocab, int kind, bool nan, std::mt19937& rng) {
-  std::normal_distribution<float> normal(0.0f, 5.0f);
-  std::vector<float> x(static_cast<size_t>(vocab));
-  for (int64_t i = 0; i < vocab; ++i) {
-    float v = 0.0f;
-    switch (kind) {
-      case 0:
-        v = normal(rng);
-        break;
-      case 1:
-        v = static_cast<float>(static_cast<int>(rng() % 11) - 5) * 0.25f;
-        if (v == 0.0f && rng() % 2 == 0) v = -0.0f;
-        break;
-      case 2:
-        v = static_cast<float>(i) * 1e-3f;
-        break;
-      case 3:
-        v = -static_cast<float>(i) * 1e-3f;
-        break;
-      default:
-        v = rng() % 16 == 0 ? normal(rng) : -kInf;
-        break;
-    }
-    if (nan && rng() % 97 == 0) v = kNaN;
-    x[static_cast<size_t>(i)] = v;
-  }
-  return x;
-}
 
 TEST_F(CudaSampleCandidatesTest, MatchesCpuExactlyUpToSummationOrder) {
   std::mt19937 rng(4242);
@@ -70,8 +40,8 @@ TEST_F(CudaSampleCandidatesTest, MatchesCpuExactlyUpToSummationOrder) {
         std::vector<float> logits;
         std::vector<float> temperature;
         for (int64_t r = 0; r < rows; ++r) {
-          const std::vector<float> row =
-              MakeRow(vocab, static_cast<int>((r + k) % 5), (r + k) % 4 == 1, rng);
+          const std::vector<float> row = MakeLogitsRow(
+              vocab, static_cast<int>((r + k) % testing::kSampleRowKinds), (r + k) % 4 == 1, rng);
           logits.insert(logits.end(), row.begin(), row.end());
           temperature.push_back(0.3f + 0.4f * static_cast<float>(r % 4));
         }
