@@ -1,5 +1,6 @@
 // Device helpers shared by the CUDA LoRA kernels (kernels/cuda/cuda_lora_*.cu):
-// the column range of a slice in y, the one-rounding add of a fp32 sum into
+// the CTA work lookup of the SGMV kernels, the column range of a slice in y,
+// the one-rounding add of a fp32 sum into
 // bf16 y (the epilogue every expand kernel uses, so all of them round y the
 // same way), and raw 8 x bf16 loads for tiles staged in shared memory as bf16.
 // Included only by those .cu files. Stateless; any thread.
@@ -14,6 +15,29 @@
 #include "kernels/cuda/cuda_lora_internal.h"
 
 namespace loraserve::cuda::lora_internal {
+
+// The work of one SGMV CTA (FFMA and tensor-core kernels): the token tile
+// that blockIdx.x names (TileOfBlock over tiles of `tile_rows` tokens) and
+// slice `s` of that tile's segment, at its clamped rank.
+struct SgmvWork {
+  batched_internal::RowTile tile;
+  LoraSlice slice;
+  int32_t rank = 0;  // ClampRank(slice.rank, a.max_rank)
+  int32_t nt = 0;    // tokens in the tile
+};
+
+// False when the CTA has nothing to do: an empty tile or a rank-0 slice. The
+// answer depends on blockIdx.x and `s` only.
+__device__ __forceinline__ bool FindSgmvWork(const LoraKernelArgs& a, int64_t num_main_tiles,
+                                             int tile_rows, int32_t s, SgmvWork* w) {
+  w->tile = batched_internal::TileOfBlock(blockIdx.x, num_main_tiles, tile_rows, a.seg_starts,
+                                          a.num_segments, a.num_tokens);
+  if (w->tile.begin >= w->tile.end) return false;
+  w->slice = a.slices[static_cast<int64_t>(w->tile.group) * a.num_slices + s];
+  w->rank = ClampRank(w->slice.rank, a.max_rank);
+  w->nt = static_cast<int32_t>(w->tile.end - w->tile.begin);
+  return w->rank > 0;
+}
 
 // cols.offsets[s] without a dynamically indexed copy of the parameter struct
 // in local memory.

@@ -113,13 +113,12 @@ __global__ void __launch_bounds__(kSgmvThreads)
   const int64_t col_begin = ColumnOffset(cols, s);
   const int64_t width = ColumnOffset(cols, s + 1) - col_begin;
   if (n0 >= width) return;
-  const RowTile tile = TileOfBlock(blockIdx.x, num_main_tiles, kSgmvTokens, a.seg_starts,
-                                   a.num_segments, a.num_tokens);
-  if (tile.begin >= tile.end) return;
-  const LoraSlice sl = a.slices[static_cast<int64_t>(tile.group) * a.num_slices + s];
-  const int32_t rank = ClampRank(sl.rank, a.max_rank);
-  if (rank == 0) return;
-  const int32_t nt = static_cast<int32_t>(tile.end - tile.begin);
+  SgmvWork work;
+  if (!FindSgmvWork(a, num_main_tiles, kSgmvTokens, s, &work)) return;
+  const RowTile& tile = work.tile;
+  const LoraSlice& sl = work.slice;
+  const int32_t rank = work.rank;
+  const int32_t nt = work.nt;
 
   const int tid = threadIdx.x;
   const int ty = tid >> 4;  // tokens 4*ty .. 4*ty+3

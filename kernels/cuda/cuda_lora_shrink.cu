@@ -20,6 +20,7 @@
 #include "common/cuda/cuda_status.h"
 #include "common/status.h"
 #include "kernels/cuda/cuda_batched_util.cuh"
+#include "kernels/cuda/cuda_lora_device.cuh"
 #include "kernels/cuda/cuda_lora.h"
 #include "kernels/cuda/cuda_lora_internal.h"
 #include "kernels/cuda/cuda_lora_tc.h"
@@ -138,16 +139,16 @@ __global__ void __launch_bounds__(kSgmvThreads)
   __shared__ __align__(16) float x_s[kSgmvTokens * kSgmvStride];  // [token][k]
   __shared__ __align__(16) float a_s[kSgmvRanks * kSgmvStride];   // [rank][k]
 
-  const RowTile tile = TileOfBlock(blockIdx.x, num_main_tiles, kSgmvTokens, a.seg_starts,
-                                   a.num_segments, a.num_tokens);
-  if (tile.begin >= tile.end) return;
   const int32_t s = blockIdx.y / rank_tiles;
   const int32_t r0 = (blockIdx.y - s * rank_tiles) * kSgmvRanks;
-  const LoraSlice sl = a.slices[static_cast<int64_t>(tile.group) * a.num_slices + s];
-  const int32_t rank = ClampRank(sl.rank, a.max_rank);
+  SgmvWork work;
+  if (!FindSgmvWork(a, num_main_tiles, kSgmvTokens, s, &work)) return;
+  const RowTile& tile = work.tile;
+  const LoraSlice& sl = work.slice;
+  const int32_t rank = work.rank;
   if (r0 >= rank) return;
   const int32_t nr = min(kSgmvRanks, rank - r0);
-  const int32_t nt = static_cast<int32_t>(tile.end - tile.begin);
+  const int32_t nt = work.nt;
 
   const int tid = threadIdx.x;
   const int ty = tid >> 3;  // tokens 4*ty .. 4*ty+3

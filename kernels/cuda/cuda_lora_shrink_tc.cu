@@ -93,16 +93,16 @@ __global__ void __launch_bounds__(kThreads)
 
   // Every return below depends on blockIdx.x and blockIdx.y only, so a whole
   // cluster (clusters span blockIdx.z) takes it or none of it does.
-  const RowTile tile = TileOfBlock(blockIdx.x, num_main_tiles, kTcTokens, a.seg_starts,
-                                   a.num_segments, a.num_tokens);
-  if (tile.begin >= tile.end) return;
   const int32_t s = blockIdx.y / rank_tiles;
   const int32_t r0 = (blockIdx.y - s * rank_tiles) * kTcShrinkRanks;
-  const LoraSlice sl = a.slices[static_cast<int64_t>(tile.group) * a.num_slices + s];
-  const int32_t rank = ClampRank(sl.rank, a.max_rank);
+  SgmvWork work;
+  if (!FindSgmvWork(a, num_main_tiles, kTcTokens, s, &work)) return;
+  const RowTile& tile = work.tile;
+  const LoraSlice& sl = work.slice;
+  const int32_t rank = work.rank;
   if (r0 >= rank) return;
   const int32_t nr = min(kTcShrinkRanks, rank - r0);
-  const int32_t nt = static_cast<int32_t>(tile.end - tile.begin);
+  const int32_t nt = work.nt;
   const int32_t n_frags = (nr + 15) / 16;
   const int64_t k_begin = min(in, static_cast<int64_t>(blockIdx.z) * split_span);
   const int64_t k_end = min(in, k_begin + split_span);
