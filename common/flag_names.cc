@@ -2,7 +2,21 @@
 
 #include <utility>
 
+#include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
+
 namespace loraserve {
+
+void SetFlagsHelp(absl::string_view message, std::string path_fragment) {
+  absl::SetProgramUsageMessage(message);
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [fragment = std::move(path_fragment)](absl::string_view path) {
+    return absl::StrContains(path, fragment);
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
+}
 
 std::string UnderscoreFlagName(std::string arg) {
   if (arg.size() < 2 || arg[0] != '-') return arg;

@@ -20,10 +20,8 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "absl/time/time.h"
+#include "common/flag_names.h"
 #include "common/logging.h"
 #include "engine/engine.h"
 #include "kernels/backend_kind.h"
@@ -66,15 +64,10 @@ ABSL_FLAG(bool, listen_without_engine, false,
 int main(int argc, char** argv) {
   // --help lists the server's own flags (server/*.cc: server_options.cc
   // defines most of them), not only this file's.
-  absl::SetProgramUsageMessage(
+  loraserve::SetFlagsHelp(
       "Serves one Hugging Face Llama-family model with many LoRA adapters over gRPC "
-      "(flags may be spelled with dashes, vLLM style)");
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view path) {
-    return absl::StrContains(path, "server/");
-  };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage);
+      "(flags may be spelled with dashes, vLLM style)",
+      "server/");
   // vLLM spells flags with dashes (--max-loras); absl with underscores.
   std::vector<std::string> args = loraserve::NormalizeFlagArgs(argc, argv);
   std::vector<char*> cargs;

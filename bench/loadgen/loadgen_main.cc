@@ -12,9 +12,6 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "bench/loadgen/loadgen_options.h"
 #include "bench/loadgen/loadgen_run.h"
 #include "bench/loadgen/trace.h"
@@ -62,16 +59,11 @@ int Usage(const std::string& message) {
 bool TokenIdFlag(int64_t v) { return v >= 0 && v <= int64_t{UINT32_MAX}; }
 
 int Main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  SetFlagsHelp(
       "the loraserve serving load generator (S-LoRA synthetic workload, open loop).\n"
       "  loraserve-loadgen --addr HOST:PORT [--rate R --duration S --cv C --alpha A\n"
-      "      --num-adapters N --input-len LO:HI --output-len LO:HI] [--json FILE]");
-  absl::FlagsUsageConfig usage;
-  usage.contains_help_flags = [](absl::string_view file) {
-    return absl::EndsWith(file, "loadgen_main.cc");
-  };
-  usage.contains_helpshort_flags = usage.contains_help_flags;
-  absl::SetFlagsUsageConfig(usage);
+      "      --num-adapters N --input-len LO:HI --output-len LO:HI] [--json FILE]",
+      "loadgen_main.cc");
   std::vector<std::string> args = UnderscoreFlagNames(argc, argv);
   std::vector<char*> ptrs;
   for (std::string& a : args) ptrs.push_back(a.data());
