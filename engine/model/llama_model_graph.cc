@@ -34,12 +34,12 @@ void LlamaModel::PadPlanForGraph(const GraphKey& key, int32_t block_tokens) {
   LS_CHECK(stride >= w.max_blocks);
   LS_CHECK(static_cast<size_t>(key.batch) >= seqs);
   // Re-stride the block tables; pad rows read block 0 (any valid block).
-  std::vector<int32_t> tables(static_cast<size_t>(key.batch) * stride, 0);
+  w.padded_tables.assign(static_cast<size_t>(key.batch) * stride, 0);
   for (size_t i = 0; i < seqs; ++i) {
     std::copy_n(w.block_tables.begin() + static_cast<int64_t>(i) * w.max_blocks, w.max_blocks,
-                tables.begin() + static_cast<int64_t>(i) * stride);
+                w.padded_tables.begin() + static_cast<int64_t>(i) * stride);
   }
-  w.block_tables.swap(tables);
+  w.block_tables.swap(w.padded_tables);
   w.max_blocks = stride;
   w.max_seq_len = key.context;
   for (size_t i = seqs; i < static_cast<size_t>(key.batch); ++i) {

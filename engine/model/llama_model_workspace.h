@@ -8,10 +8,9 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
-#include "engine/model/llama_model_graph.h"
-
 #include "absl/status/status.h"
 #include "engine/model/llama_model.h"
+#include "engine/model/llama_model_graph.h"
 #include "kernels/backend.h"
 
 namespace loraserve {
@@ -50,6 +49,7 @@ struct LlamaModel::Workspace {
   // Host staging of the same, in grouped (internal) order.
   std::vector<int32_t> tokens, positions, query_start, seq_lens, block_tables, logit_rows;
   std::vector<int64_t> slots;
+  std::vector<int32_t> padded_tables;  // PadPlanForGraph's re-strided block_tables (reused)
   std::vector<float> temperatures;  // [rows] SampleCandidates staging
   // Rows of `logits` the last Forward left for CopyLogitsRow (0 after a
   // failed one).

@@ -65,13 +65,12 @@ class CpuBackend final : public Backend {
   absl::Status LaunchGraph(const Graph& graph) override;
 
   // ops: see kernels/backend.h for the contracts.
-  absl::Status GatherRows(const void* src, int64_t src_rows, int64_t width,
-                          const int32_t* indices, int64_t num_indices, void* dst,
-                          StreamRef stream) override;
+  absl::Status GatherRows(const void* src, int64_t src_rows, int64_t width, const int32_t* indices,
+                          int64_t num_indices, void* dst, StreamRef stream) override;
   absl::Status RmsNorm(const void* x, const void* weight, int64_t rows, int64_t hidden, float eps,
                        void* out, StreamRef stream) override;
-  absl::Status Gemm(const void* x, const void* w, const void* bias, int64_t m, int64_t n,
-                    int64_t k, bool accumulate, void* y, StreamRef stream) override;
+  absl::Status Gemm(const void* x, const void* w, const void* bias, int64_t m, int64_t n, int64_t k,
+                    bool accumulate, void* y, StreamRef stream) override;
   absl::Status Rope(void* qkv, int64_t row_stride, int64_t num_tokens, int32_t num_q_heads,
                     int32_t num_kv_heads, int32_t head_dim, const int32_t* positions,
                     const float* inv_freq, StreamRef stream) override;
@@ -79,13 +78,12 @@ class CpuBackend final : public Backend {
                        int64_t num_tokens, const int64_t* slot_mapping, void* kv_base,
                        const KvLayout& layout, int32_t layer, StreamRef stream) override;
   absl::Status PagedAttention(const void* q, int64_t q_row_stride, int64_t num_tokens,
-                              int32_t num_q_heads, const AttentionBatch& batch,
-                              const void* kv_base, const KvLayout& layout, int32_t layer,
-                              float scale, void* out, StreamRef stream) override;
+                              int32_t num_q_heads, const AttentionBatch& batch, const void* kv_base,
+                              const KvLayout& layout, int32_t layer, float scale, void* out,
+                              StreamRef stream) override;
   absl::Status SiluAndMul(const void* gate_up, int64_t rows, int64_t intermediate, void* out,
                           StreamRef stream) override;
-  absl::Status ResidualAdd(void* residual, const void* delta, int64_t n,
-                           StreamRef stream) override;
+  absl::Status ResidualAdd(void* residual, const void* delta, int64_t n, StreamRef stream) override;
   absl::Status LoraShrink(const void* x, int64_t num_tokens, int64_t in, const LoraSegments& lora,
                           float* v, StreamRef stream) override;
   absl::Status LoraExpand(const float* v, int64_t num_tokens, const LoraSegments& lora,
@@ -112,11 +110,12 @@ class CpuBackend final : public Backend {
   void DestroyEvent(void* native) noexcept override;
   void DestroyGraph(void* native) noexcept override;
 
-  // Graph capture (cpu_graph.cc). When a capture is open on this thread and
-  // `stream` is the compute stream, stores `op` for LaunchGraph and returns
-  // true; otherwise returns false and the caller runs the op now. Every op
-  // and copy starts with it (LS_CPU_RECORD in cpu_graph.h).
-  bool Record(StreamRef stream, std::function<absl::Status()> op);
+  // Graph capture (cpu_graph.cc). True when a call on `stream` is to be
+  // recorded rather than run: a capture is open on this thread and `stream`
+  // is the compute stream. Every op and copy starts with the check
+  // (LS_CPU_RECORD in cpu_graph.h), which then stores the call with Record.
+  bool ShouldRecord(StreamRef stream) const { return stream.native == nullptr && CapturingHere(); }
+  void Record(std::function<absl::Status()> op);
   // True when a capture is open and was opened by the calling thread.
   bool CapturingHere() const;
   // FailedPrecondition for `op`, which CUDA forbids during a capture.

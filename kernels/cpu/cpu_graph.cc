@@ -26,10 +26,8 @@ absl::Status CpuBackend::CaptureForbids(const char* op) {
       absl::StrCat(op, ": not allowed while a graph capture is open on this thread (as on CUDA)"));
 }
 
-bool CpuBackend::Record(StreamRef stream, std::function<absl::Status()> op) {
-  if (stream.native != nullptr || !CapturingHere()) return false;
+void CpuBackend::Record(std::function<absl::Status()> op) {
   recording_->ops.push_back(std::move(op));
-  return true;
 }
 
 absl::Status CpuBackend::BeginCapture() {

@@ -23,7 +23,11 @@ struct CpuBackend::Recording {
 }  // namespace loraserve
 
 // `call` re-invokes the op with StreamRef{}; it runs at LaunchGraph time.
-#define LS_CPU_RECORD(stream, call)                                            \
-  do {                                                                         \
-    if (Record((stream), [=, this] { return call; })) return absl::OkStatus(); \
+// Outside a capture the check is one atomic load: no closure is built.
+#define LS_CPU_RECORD(stream, call)       \
+  do {                                    \
+    if (ShouldRecord(stream)) {           \
+      Record([=, this] { return call; }); \
+      return absl::OkStatus();            \
+    }                                     \
   } while (false)
