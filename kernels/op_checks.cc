@@ -1,8 +1,10 @@
 #include "kernels/op_checks.h"
 
 #include <algorithm>
+#include <cmath>
 #include <limits>
 
+#include "absl/strings/str_cat.h"
 #include "common/status.h"
 
 namespace loraserve::op_checks {
@@ -268,6 +270,28 @@ absl::StatusOr<bool> CheckLoraExpandArgs(const float* v, int64_t num_tokens,
   if (!LoraHasWork(num_tokens, lora)) return false;
   RETURN_IF_ERROR(Pointer(kOp, "v", v));
   RETURN_IF_ERROR(Pointer(kOp, "y", y));
+  return true;
+}
+
+absl::StatusOr<bool> CheckFillRandomArgs(const void* dst, int64_t n, float lo, float hi) {
+  constexpr const char* kOp = "FillRandom";
+  RETURN_IF_ERROR(NonNegative(kOp, "n", n));
+  if (!std::isfinite(lo)) {
+    return absl::InvalidArgumentError(absl::StrCat(kOp, ": lo must be finite; got ", lo));
+  }
+  if (!std::isfinite(hi)) {
+    return absl::InvalidArgumentError(absl::StrCat(kOp, ": hi must be finite; got ", hi));
+  }
+  if (lo > hi) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kOp, ": lo=", lo, " is above hi=", hi, " (want lo <= hi)"));
+  }
+  if (!std::isfinite(hi - lo)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kOp, ": hi - lo overflows fp32 (lo=", lo, ", hi=", hi, ")"));
+  }
+  if (n == 0) return false;
+  RETURN_IF_ERROR(Pointer(kOp, "dst", dst));
   return true;
 }
 

@@ -93,6 +93,11 @@ inline absl::Status AtLeast(const char* op, const char* what, int64_t v, const c
                                                              const float* values,
                                                              const double* total);
 
+// n < 0, a non-finite lo or hi, lo > hi, or hi - lo overflowing fp32; dst is
+// checked only when n > 0.
+[[nodiscard]] absl::StatusOr<bool> CheckFillRandomArgs(const void* dst /* [n] */, int64_t n,
+                                                       float lo, float hi);
+
 // `elt_size`: bytes per K/V element in the backend's cache.
 [[nodiscard]] absl::StatusOr<bool> CheckWriteKvArgs(const void* k, int64_t k_row_stride,
                                                     const void* v, int64_t v_row_stride,

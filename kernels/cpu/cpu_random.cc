@@ -8,7 +8,7 @@
 #include "kernels/counter_random.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_graph.h"
-#include "kernels/fill_random_checks.h"
+#include "kernels/op_checks.h"
 
 namespace loraserve {
 

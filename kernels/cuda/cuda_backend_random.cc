@@ -1,10 +1,10 @@
 // CudaBackend::FillRandom: checks the arguments with the CPU twin's checks
-// (kernels/fill_random_checks.h), then enqueues the bf16 fill of
+// (kernels/op_checks.h), then enqueues the bf16 fill of
 // cuda_random.h on the resolved stream.
 #include "common/status.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_random.h"
-#include "kernels/fill_random_checks.h"
+#include "kernels/op_checks.h"
 
 namespace loraserve {
 
